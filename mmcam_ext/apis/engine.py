@@ -1,0 +1,279 @@
+"""The batched CAM engine: one forward/backward shared by all layer methods.
+
+``CAMEngine(model).explain(inputs, methods=[...])`` returns a
+:class:`~mmcam_ext.structures.CAMResult`. The model is put in eval mode and
+its parameters are frozen for the call, so backward stops at the target
+layer; training flags, ``requires_grad`` and ``.grad`` are restored after,
+and every torch hook is removed, also on error.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..capture import GridCapture, LayerCapture, eval_mode, frozen_parameters
+from ..methods.base import (BaseCAMMethod, ExplainContext, FullMapMethod,
+                            LayerMapMethod, build_method)
+from ..resolvers.base import classifier_logits, get_module, resolve_targets
+from ..structures import CAMResult, TargetSpec
+
+__all__ = ['CAMEngine', 'normalize_maps', 'TargetsLike']
+
+TargetsLike = Union[None, int, Sequence[int], Sequence[Sequence[int]],
+                    torch.Tensor, np.ndarray]
+MethodLike = Union[str, BaseCAMMethod]
+
+# Test-time augmentation of pytorch-grad-cam's aug_smooth: flips x brightness.
+TTA = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
+
+
+def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Min-max normalise each ``(..., h, w)`` map to ``[0, 1]``.
+
+    Same arithmetic as pytorch-grad-cam's ``scale_cam_image``.
+    """
+    flat = maps.flatten(-2)
+    flat = flat - flat.min(dim=-1, keepdim=True).values
+    flat = flat / (1e-7 + flat.max(dim=-1, keepdim=True).values)
+    return flat.view_as(maps)
+
+
+def _resize(maps: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(
+        maps.unsqueeze(1), size=size, mode='bilinear',
+        align_corners=False).squeeze(1)
+
+
+def combine_layers(raw: List[torch.Tensor],
+                   size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-layer signed maps -> final ``[0, 1]`` map and mean signed map.
+
+    Per layer: ReLU, normalise, resize; then mean over layers and normalise,
+    as pytorch-grad-cam aggregates several target layers.
+    """
+    scaled = [_resize(normalize_maps(r.clamp(min=0)), size) for r in raw]
+    final = normalize_maps(torch.stack(scaled, 0).clamp(min=0).mean(0))
+    signed = torch.stack([_resize(r, size) for r in raw], 0).mean(0)
+    return final, signed
+
+
+class CAMEngine:
+    """Explain batches of a built MMPretrain classifier.
+
+    Args:
+        model: An MMPretrain classifier (``ImageClassifier``,
+            ``TimmClassifier``...), possibly wrapped in DDP.
+        target_layers: Module names; default: the resolver's choice.
+        num_extra_tokens: Override the number of extra tokens to drop.
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 target_layers: Optional[Sequence[str]] = None,
+                 num_extra_tokens: Optional[int] = None) -> None:
+        self.model = getattr(model, 'module', model)
+        self.target_layers = list(target_layers) if target_layers else None
+        self.num_extra_tokens = num_extra_tokens
+        self._specs: Dict[Tuple[int, int], TargetSpec] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def spec_for(self, inputs: torch.Tensor) -> TargetSpec:
+        """Resolved target spec for this input size (cached per size)."""
+        key = tuple(inputs.shape[-2:])
+        if key not in self._specs:
+            with eval_mode(self.model):
+                self._specs[key] = resolve_targets(self.model, inputs,
+                                                   self.target_layers,
+                                                   self.num_extra_tokens)
+        return self._specs[key]
+
+    def explain(self,
+                inputs: torch.Tensor,
+                methods: Sequence[MethodLike] = ('gradcam', ),
+                targets: TargetsLike = None,
+                topk: int = 1,
+                aug_smooth: bool = False,
+                eigen_smooth: bool = False) -> CAMResult:
+        """CAMs for a preprocessed batch ``(B, 3, H, W)``.
+
+        Args:
+            inputs: Preprocessed images (after the data preprocessor).
+            methods: Names (case-insensitive, aliases allowed) or instances.
+            targets: Classes to explain: ``None`` for the top-``topk``
+                predictions, an int for all samples, one int per sample, or
+                ``(B, K)`` classes (e.g. ground truth).
+            topk: Number of top predictions explained when ``targets`` is
+                ``None``.
+            aug_smooth: Average over flips x brightness (6 passes).
+            eigen_smooth: First principal component instead of channel sum.
+        """
+        if inputs.ndim != 4:
+            raise ValueError(f'Expected a (B, C, H, W) batch, got '
+                             f'{tuple(inputs.shape)}.')
+        inputs = inputs.to(self.device).float()
+        built = [build_method(m) if isinstance(m, str) else m for m in methods]
+        names = [m.name for m in built]
+        if len(set(names)) != len(names):
+            raise ValueError(f'Method listed twice: {names}.')
+        spec = self.spec_for(inputs)
+        with eval_mode(self.model), frozen_parameters(self.model):
+            logits = self._logits(inputs)
+            tgt = self._targets(logits, targets, topk)
+            maps, signed = self._explain_all(inputs, built, spec, tgt, logits,
+                                             aug_smooth, eigen_smooth)
+        probs = logits.softmax(-1)
+        top_scores, top_labels = probs.max(-1)
+        return CAMResult(
+            maps={n: maps[n].cpu().numpy() for n in names},
+            raw_maps={n: signed[n].cpu().numpy() for n in names},
+            targets=tgt.cpu().numpy(),
+            pred_labels=top_labels.cpu().numpy(),
+            pred_scores=top_scores.cpu().numpy(),
+            target_scores=probs.gather(1, tgt).cpu().numpy(),
+            target_layers=list(spec.layers))
+
+    # ------------------------------------------------------------------
+    def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return classifier_logits(self.model, inputs).float()
+
+    @staticmethod
+    def _targets(logits: torch.Tensor, targets: TargetsLike,
+                 topk: int) -> torch.Tensor:
+        bsz, num_classes = logits.shape
+        if targets is None:
+            if not 1 <= topk <= num_classes:
+                raise ValueError(f'topk must be in [1, {num_classes}], got '
+                                 f'{topk}.')
+            return logits.topk(topk, dim=1).indices
+        tgt = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+        if tgt.ndim == 0:
+            tgt = tgt.expand(bsz)
+        if tgt.ndim == 1:
+            if len(tgt) != bsz:
+                raise ValueError(
+                    f'Got {len(tgt)} target classes for a batch of {bsz}: '
+                    'give one class for all samples or one per sample.')
+            tgt = tgt[:, None]
+        if tgt.shape[0] != bsz:
+            raise ValueError(f'targets has {tgt.shape[0]} rows for a batch '
+                             f'of {bsz}.')
+        bad = tgt[(tgt < 0) | (tgt >= num_classes)]
+        if len(bad):
+            raise ValueError(f'Target class {int(bad[0])} is out of range '
+                             f'[0, {num_classes - 1}].')
+        return tgt.to(logits.device)
+
+    def _explain_all(self, inputs, built, spec, tgt, logits, aug_smooth,
+                     eigen_smooth):
+        """Maps ``(B, K, H, W)`` per method, averaged over TTA if asked."""
+        passes = TTA if aug_smooth else [(False, 1.0)]
+        acc: Dict[str, torch.Tensor] = {}
+        acc_signed: Dict[str, torch.Tensor] = {}
+        for flip, factor in passes:
+            x = inputs * factor
+            x = x.flip(-1) if flip else x
+            maps, signed = self._one_pass(x, built, spec, tgt, logits,
+                                          eigen_smooth)
+            for name in maps:
+                m, s = maps[name], signed[name]
+                if flip:
+                    m, s = m.flip(-1), s.flip(-1)
+                acc[name] = acc.get(name, 0) + m / len(passes)
+                acc_signed[name] = acc_signed.get(name, 0) + s / len(passes)
+        return acc, acc_signed
+
+    def _one_pass(self, inputs, built, spec, tgt, logits, eigen_smooth):
+        layers = [get_module(self.model, n) for n in spec.layers]
+        grid_module = (get_module(self.model, spec.layout.grid_source)
+                       if spec.layout.grid_source else None)
+        size = tuple(inputs.shape[-2:])
+        maps: Dict[str, torch.Tensor] = {}
+        signed: Dict[str, torch.Tensor] = {}
+        with GridCapture(grid_module) as grid:
+
+            def to_nchw(x):
+                return spec.layout.to_nchw(x, grid.grid, size)
+
+            layer_methods = [m for m in built if isinstance(m, LayerMapMethod)]
+            if layer_methods:
+                maps, signed = self._layer_methods(inputs, layer_methods, spec,
+                                                   layers, tgt, to_nchw,
+                                                   eigen_smooth)
+            ctx = ExplainContext(self.model, inputs, spec, layers, tgt,
+                                 to_nchw, logits)
+            for method in built:
+                if isinstance(method, FullMapMethod):
+                    maps[method.name] = self._full_method(
+                        method, ctx, layers, eigen_smooth)
+                    signed[method.name] = maps[method.name]
+        return maps, signed
+
+    def _layer_methods(self, inputs, methods: List[LayerMapMethod], spec,
+                       layers, tgt, to_nchw, eigen_smooth):
+        """One forward, one backward per target column, all methods."""
+        need_grad = any(m.uses_gradients for m in methods)
+        size = tuple(inputs.shape[-2:])
+        per_method: Dict[str, List[torch.Tensor]] = {m.name: [] for m in methods}
+        per_signed: Dict[str, List[torch.Tensor]] = {m.name: [] for m in methods}
+        with LayerCapture(layers) as cap, torch.set_grad_enabled(need_grad):
+            logits = classifier_logits(self.model, inputs)
+            missing = [n for n, o in zip(spec.layers, cap.outputs) if o is None]
+            if missing:
+                raise RuntimeError(f'Target layer(s) {missing} did not run.')
+            acts = [to_nchw(o.detach()) for o in cap.outputs]
+            for k in range(tgt.shape[1]):
+                grads = [None] * len(layers)
+                if need_grad:
+                    score = logits.gather(1, tgt[:, k:k + 1]).sum()
+                    raw_grads = torch.autograd.grad(
+                        score,
+                        cap.outputs,
+                        retain_graph=k + 1 < tgt.shape[1],
+                        allow_unused=True)
+                    grads = [self._check_grad(g, o, n)
+                             for g, o, n in zip(raw_grads, cap.outputs,
+                                                spec.layers)]
+                    grads = [to_nchw(g) for g in grads]
+                for m in methods:
+                    raw = [m.layer_map(a, g, eigen_smooth)
+                           for a, g in zip(acts, grads)]
+                    final, sgn = combine_layers(raw, size)
+                    per_method[m.name].append(final)
+                    per_signed[m.name].append(sgn)
+            del logits
+        return ({n: torch.stack(v, 1) for n, v in per_method.items()},
+                {n: torch.stack(v, 1) for n, v in per_signed.items()})
+
+    @staticmethod
+    def _check_grad(grad: Optional[torch.Tensor], out: torch.Tensor,
+                    name: str) -> torch.Tensor:
+        """Refuse a layer whose gradient is exactly zero: a blank map."""
+        if grad is None or not bool(grad.abs().max() > 0):
+            raise ValueError(
+                f'The gradient of the class score at target layer {name!r} is '
+                'zero for the whole batch, so every gradient map would be '
+                'blank. The layer does not reach the class score (e.g. the '
+                'last block of a class-token ViT: choose an earlier layer, or '
+                'leave --target-layers unset for the resolver default), or '
+                'the head is zero (some configs zero-initialise it: load '
+                'trained weights).')
+        return grad
+
+    def _full_method(self, method: FullMapMethod, ctx: ExplainContext, layers,
+                     eigen_smooth) -> torch.Tensor:
+        gate = layers if getattr(method, 'needs_layer_gate', True) else []
+        cols = []
+        for k in range(ctx.targets.shape[1]):
+            with LayerCapture(gate), torch.enable_grad():
+                cols.append(
+                    method.explain(ctx, k, False, eigen_smooth).to(
+                        ctx.inputs.device))
+        return torch.stack(cols, 1)

@@ -1,0 +1,16 @@
+"""CAM methods, registered in ``CAM_METHODS`` and built by name."""
+from .base import (BaseCAMMethod, ExplainContext, FullMapMethod,
+                   LayerMapMethod, build_method, eigen_projection,
+                   method_names, normalize_name)
+from .grad_cam_lib import (FEM, AblationCAM, FinerCAM, FullGrad, KPCACAM,
+                           RandomCAM, ScoreCAM, ShapleyCAM)
+from .gradient import (EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWise,
+                       GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM)
+
+__all__ = [
+    'BaseCAMMethod', 'ExplainContext', 'FullMapMethod', 'LayerMapMethod',
+    'build_method', 'eigen_projection', 'method_names', 'normalize_name',
+    'GradCAM', 'GradCAMPlusPlus', 'XGradCAM', 'HiResCAM', 'GradCAMElementWise',
+    'LayerCAM', 'EigenCAM', 'EigenGradCAM', 'ScoreCAM', 'AblationCAM',
+    'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM', 'RandomCAM', 'FEM'
+]

@@ -1,0 +1,185 @@
+"""Adapters for pytorch-grad-cam methods that need their own passes.
+
+This module and ``gradient.py`` are the only places that know about
+``pytorch_grad_cam``; it is imported lazily, so a GradCAM run does not pay
+for it. The engine freezes parameters and makes the target layers' outputs
+require grad, so these methods leave no parameter gradients behind.
+"""
+from typing import List
+
+import torch
+from torch import nn
+
+from ..registry import CAM_METHODS
+from .base import ExplainContext, FullMapMethod
+
+__all__ = [
+    'ScoreCAM', 'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM',
+    'RandomCAM', 'FEM'
+]
+
+
+class _Logits(nn.Module):
+    """Presents an MMPretrain classifier as ``x -> (B, num_classes)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from ..resolvers.base import classifier_logits
+        return classifier_logits(self.model, x)
+
+
+class GradCamLibMethod(FullMapMethod):
+    """Runs ``pytorch_grad_cam.<lib_name>`` with one target per sample.
+
+    pytorch-grad-cam zips targets with outputs, so a single target would
+    explain only sample 0; one target per sample is always passed.
+    """
+    lib_name: str = ''
+    needs_layer_gate: bool = True
+    token_layouts: bool = True  # can it fold token outputs?
+
+    def build(self, ctx: ExplainContext):
+        import pytorch_grad_cam
+        cls = getattr(pytorch_grad_cam, self.lib_name)
+        return cls(_Logits(ctx.model), ctx.layers,
+                   reshape_transform=ctx.to_nchw)
+
+    def make_targets(self, ctx: ExplainContext, k: int) -> List:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+        return [ClassifierOutputTarget(int(c)) for c in ctx.targets[:, k]]
+
+    def explain(self, ctx: ExplainContext, k: int, aug_smooth: bool,
+                eigen_smooth: bool) -> torch.Tensor:
+        if not self.token_layouts and ctx.spec.layout.kind != 'nchw':
+            raise ValueError(
+                f'{self.name} supports only (B, C, H, W) target layers; '
+                f'{ctx.spec.layers} hold tokens. Use GradCAM, HiResCAM or '
+                'the attention methods for this backbone.')
+        cam = self.build(ctx)
+        try:
+            maps = cam(ctx.inputs, self.make_targets(ctx, k),
+                       eigen_smooth=eigen_smooth)
+        finally:
+            handles = getattr(cam, 'base_cam', cam).activations_and_grads
+            handles.release()
+        return torch.as_tensor(maps, dtype=torch.float32)
+
+
+@CAM_METHODS.register_module()
+class ScoreCAM(GradCamLibMethod):
+    """Channel weights from the score of each activation-masked input."""
+    lib_name = 'ScoreCAM'
+    uses_gradients = False
+
+    def __init__(self, mask_batch_size: int = 32) -> None:
+        self.mask_batch_size = mask_batch_size
+
+    def build(self, ctx):
+        cam = super().build(ctx)
+        cam.batch_size = self.mask_batch_size
+        return cam
+
+
+@CAM_METHODS.register_module()
+class AblationCAM(GradCamLibMethod):
+    """Channel weights from the score drop when a channel is zeroed."""
+    lib_name = 'AblationCAM'
+    uses_gradients = False
+
+    def __init__(self, mask_batch_size: int = 32) -> None:
+        self.mask_batch_size = mask_batch_size
+
+    def build(self, ctx):
+        import pytorch_grad_cam
+        from pytorch_grad_cam.ablation_layer import (AblationLayer,
+                                                     AblationLayerVit)
+        layout = ctx.spec.layout
+        layer = AblationLayer() if layout.kind == 'nchw' else (
+            _TokenAblationLayer(layout.num_extra_tokens, AblationLayerVit))
+        return pytorch_grad_cam.AblationCAM(
+            _Logits(ctx.model),
+            ctx.layers,
+            reshape_transform=ctx.to_nchw,
+            ablation_layer=layer,
+            batch_size=self.mask_batch_size)
+
+
+def _TokenAblationLayer(num_extra_tokens: int, base):
+    """AblationLayerVit that skips ``num_extra_tokens`` (it assumes 1)."""
+
+    class TokenAblationLayer(base):
+
+        def __call__(self, x):
+            output = self.activations
+            extra = num_extra_tokens
+            for i in range(output.size(0)):
+                if torch.min(output) == 0:
+                    output[i, self.indices[i] + extra, :] = 0
+                else:
+                    output[i, self.indices[i] + extra, :] = torch.min(
+                        output) - 1e7
+            return output
+
+    return TokenAblationLayer()
+
+
+@CAM_METHODS.register_module()
+class FullGrad(GradCamLibMethod):
+    """Input gradient plus bias gradients of every conv/BN layer."""
+    lib_name = 'FullGrad'
+    needs_layer_gate = False
+
+    def build(self, ctx):
+        import pytorch_grad_cam
+        return pytorch_grad_cam.FullGrad(_Logits(ctx.model), [])
+
+
+@CAM_METHODS.register_module()
+class KPCACAM(GradCamLibMethod):
+    """Kernel-PCA projection of the activations (class-agnostic)."""
+    lib_name = 'KPCA_CAM'
+    aliases = ('kpca_cam', 'kpca')
+    uses_gradients = False
+
+
+@CAM_METHODS.register_module()
+class ShapleyCAM(GradCamLibMethod):
+    """Gradient plus Hessian-vector product weighting (needs NCHW)."""
+    lib_name = 'ShapleyCAM'
+    token_layouts = False
+
+
+@CAM_METHODS.register_module()
+class RandomCAM(GradCamLibMethod):
+    """Random channel weights: a baseline for sanity checks."""
+    lib_name = 'RandomCAM'
+
+
+@CAM_METHODS.register_module()
+class FEM(GradCamLibMethod):
+    """Feature Explanation Method: activations above a k-sigma threshold."""
+    lib_name = 'FEM'
+    uses_gradients = False
+
+
+@CAM_METHODS.register_module()
+class FinerCAM(GradCamLibMethod):
+    """Grad-CAM of the target logit minus its most similar classes.
+
+    The comparison classes are the three whose scores are closest to the
+    target's, as pytorch-grad-cam picks them for the predicted class.
+    """
+    lib_name = 'FinerCAM'
+
+    def make_targets(self, ctx, k):
+        from pytorch_grad_cam.utils.model_targets import FinerWeightedTarget
+        logits = ctx.logits.detach()
+        targets = []
+        for i, c in enumerate(ctx.targets[:, k].tolist()):
+            order = torch.argsort((logits[i] - logits[i, c]).abs())
+            others = [int(o) for o in order.tolist() if o != c][:3]
+            targets.append(FinerWeightedTarget(int(c), others, 1.0))
+        return targets

@@ -1,0 +1,148 @@
+"""Small value objects shared by resolvers, methods and the engine.
+
+The token layout and the real patch grid travel together in one object so
+that no code ever has to guess a grid with ``sqrt(L)``.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+__all__ = ['TokenLayout', 'TargetSpec', 'CAMResult', 'LAYOUT_KINDS']
+
+Grid = Tuple[int, int]
+LAYOUT_KINDS = ('nchw', 'nhwc', 'tokens')
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """How a target layer's output is laid out.
+
+    Args:
+        kind: ``'nchw'`` (CNN feature map), ``'nhwc'`` (channels-last map,
+            e.g. ViT-SAM or ConvNeXt blocks with linear point-wise convs) or
+            ``'tokens'`` (``(B, L, C)`` sequence).
+        num_extra_tokens: Tokens (cls, distillation, ...) that precede the
+            patch tokens and are dropped. Only for ``'tokens'``.
+        grid_source: Name of a module whose forward output carries the patch
+            grid ``(h, w)`` of *this* input (e.g. MMPretrain's ``PatchEmbed``
+            returns ``(x, (h, w))``). When ``None`` the grid is solved from the
+            input size and the token count (see :func:`solve_grid`).
+        channels_first_tokens: ``(B, C, L)`` instead of ``(B, L, C)``.
+    """
+    kind: str = 'nchw'
+    num_extra_tokens: int = 0
+    grid_source: Optional[str] = None
+    channels_first_tokens: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in LAYOUT_KINDS:
+            raise ValueError(f'Unknown layout kind {self.kind!r}; choose from '
+                             f'{LAYOUT_KINDS}.')
+        if self.num_extra_tokens < 0:
+            raise ValueError('num_extra_tokens must be >= 0, got '
+                             f'{self.num_extra_tokens}.')
+
+    def to_nchw(self, x: torch.Tensor, grid: Optional[Grid],
+                input_hw: Grid) -> torch.Tensor:
+        """Rearrange a layer output into ``(B, C, h, w)``.
+
+        Args:
+            x: The layer output (or its gradient).
+            grid: Patch grid captured at run time, or ``None``.
+            input_hw: Height and width of the network input, used to solve
+                the grid when none was captured.
+        """
+        if self.kind == 'nchw':
+            if x.ndim != 4:
+                raise ValueError(
+                    f'Target layer output has shape {tuple(x.shape)}, expected '
+                    'a (B, C, H, W) feature map. Pick a spatial layer with '
+                    '--target-layers (see --preview-model).')
+            return x
+        if self.kind == 'nhwc':
+            if x.ndim != 4:
+                raise ValueError(f'Expected a channels-last (B, H, W, C) map, '
+                                 f'got shape {tuple(x.shape)}.')
+            return x.permute(0, 3, 1, 2)
+        if x.ndim != 3:
+            raise ValueError(f'Expected tokens (B, L, C), got shape '
+                             f'{tuple(x.shape)}.')
+        if self.channels_first_tokens:
+            x = x.transpose(1, 2)
+        n_tokens = x.shape[1]
+        n_patch = n_tokens - self.num_extra_tokens
+        if grid is None:
+            grid = solve_grid(n_patch, input_hw)
+        if grid[0] * grid[1] != n_patch:
+            raise ValueError(
+                f'The target layer has {n_tokens} tokens; minus '
+                f'{self.num_extra_tokens} extra token(s) that leaves {n_patch}, '
+                f'but the patch grid of this input is {grid[0]}x{grid[1]} = '
+                f'{grid[0] * grid[1]}. Check --num-extra-tokens (expected '
+                f'{n_tokens - grid[0] * grid[1]} here) or the target layer.')
+        x = x[:, self.num_extra_tokens:, :]
+        return x.reshape(x.shape[0], grid[0], grid[1],
+                         x.shape[2]).permute(0, 3, 1, 2)
+
+
+def solve_grid(n_patch: int, input_hw: Grid) -> Grid:
+    """Find the grid ``(h, w)`` with ``h * w == n_patch`` for an input.
+
+    Tries the integer strides a patch embedding or downsampling could have
+    (``ceil`` and ``floor`` rounding). Used only when the model does not say
+    its grid; raises when no stride explains the token count.
+    """
+    height, width = input_hw
+    for stride in range(1, max(height, width) + 1):
+        for rnd in (lambda a: -(-a // stride), lambda a: a // stride):
+            h, w = rnd(height), rnd(width)
+            if h * w == n_patch and h > 0 and w > 0:
+                return h, w
+    raise ValueError(
+        f'Cannot fold {n_patch} patch tokens onto a grid for a '
+        f'{height}x{width} input: no integer stride gives that many tokens. '
+        'Check num_extra_tokens.')
+
+
+@dataclass
+class TargetSpec:
+    """What a resolver decided for one model.
+
+    Args:
+        layers: Module names (as in ``model.named_modules()``).
+        layout: How the outputs of those layers are laid out.
+        reason: One line saying why these layers; logged for the user.
+    """
+    layers: List[str]
+    layout: TokenLayout = field(default_factory=TokenLayout)
+    reason: str = ''
+
+
+@dataclass
+class CAMResult:
+    """CAMs for one batch.
+
+    Attributes:
+        maps: Per method, float32 ``(B, K, H, W)`` maps in ``[0, 1]`` at the
+            input resolution, one per target ``K``.
+        raw_maps: Per method, signed maps before ReLU and normalisation at the
+            target layer's resolution ``(B, K, h, w)`` (averaged over layers),
+            for diverging visualisations.
+        targets: ``(B, K)`` explained class indices.
+        pred_labels: ``(B,)`` top-1 predictions.
+        pred_scores: ``(B,)`` softmax score of the top-1 prediction.
+        target_scores: ``(B, K)`` softmax score of each explained class.
+        target_layers: Names of the layers used.
+    """
+    maps: Dict[str, np.ndarray]
+    targets: np.ndarray
+    pred_labels: np.ndarray
+    pred_scores: np.ndarray
+    target_scores: np.ndarray
+    raw_maps: Dict[str, np.ndarray] = field(default_factory=dict)
+    target_layers: Sequence[str] = ()
+
+    def __len__(self) -> int:
+        return len(self.pred_labels)
