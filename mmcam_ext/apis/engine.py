@@ -229,6 +229,14 @@ class CAMEngine:
             if missing:
                 raise RuntimeError(f'Target layer(s) {missing} did not run.')
             acts = [to_nchw(o.detach()) for o in cap.outputs]
+            for name, act in zip(spec.layers, acts):
+                if act.shape[0] != inputs.shape[0]:
+                    raise ValueError(
+                        f'Target layer {name!r} outputs a batch of '
+                        f'{act.shape[0]} for {inputs.shape[0]} images (e.g. '
+                        'window attention: batch = windows), so its maps '
+                        'cannot be assigned to images. Choose a layer that '
+                        'keeps one sample per image.')
             for k in range(tgt.shape[1]):
                 grads = [None] * len(layers)
                 if need_grad:
@@ -238,10 +246,8 @@ class CAMEngine:
                         cap.outputs,
                         retain_graph=k + 1 < tgt.shape[1],
                         allow_unused=True)
-                    grads = [self._check_grad(g, o, n)
-                             for g, o, n in zip(raw_grads, cap.outputs,
-                                                spec.layers)]
-                    grads = [to_nchw(g) for g in grads]
+                    grads = [self._check_grad(g, n, to_nchw)
+                             for g, n in zip(raw_grads, spec.layers)]
                 for m in methods:
                     raw = [m.layer_map(a, g, eigen_smooth)
                            for a, g in zip(acts, grads)]
@@ -253,9 +259,14 @@ class CAMEngine:
                 {n: torch.stack(v, 1) for n, v in per_signed.items()})
 
     @staticmethod
-    def _check_grad(grad: Optional[torch.Tensor], out: torch.Tensor,
-                    name: str) -> torch.Tensor:
-        """Refuse a layer whose gradient is exactly zero: a blank map."""
+    def _check_grad(grad: Optional[torch.Tensor], name: str,
+                    to_nchw) -> torch.Tensor:
+        """Fold a gradient; refuse it if it is exactly zero (a blank map).
+
+        Checked after folding: a ViT's class token may get gradient while
+        every patch token gets none.
+        """
+        grad = to_nchw(grad) if grad is not None else None
         if grad is None or not bool(grad.abs().max() > 0):
             raise ValueError(
                 f'The gradient of the class score at target layer {name!r} is '

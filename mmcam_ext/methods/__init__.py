@@ -1,4 +1,5 @@
 """CAM methods, registered in ``CAM_METHODS`` and built by name."""
+from .attention import AttentionRelevance, AttentionRollout, GradAttention
 from .base import (BaseCAMMethod, ExplainContext, FullMapMethod,
                    LayerMapMethod, build_method, eigen_projection,
                    method_names, normalize_name)
@@ -12,5 +13,6 @@ __all__ = [
     'build_method', 'eigen_projection', 'method_names', 'normalize_name',
     'GradCAM', 'GradCAMPlusPlus', 'XGradCAM', 'HiResCAM', 'GradCAMElementWise',
     'LayerCAM', 'EigenCAM', 'EigenGradCAM', 'ScoreCAM', 'AblationCAM',
-    'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM', 'RandomCAM', 'FEM'
+    'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM', 'RandomCAM', 'FEM',
+    'AttentionRollout', 'GradAttention', 'AttentionRelevance'
 ]

@@ -95,14 +95,20 @@ def eigen_projection(x: torch.Tensor) -> torch.Tensor:
     Same map as ``pytorch_grad_cam.utils.svd_on_activations.get_2d_projection``
     but with a *thin* SVD (``full_matrices=False``): the first right singular
     vector is identical, and the ``C x C`` factor of a full SVD (2048² for a
-    ResNet-50) is never formed.
+    ResNet-50) is never formed. A singular vector's sign is arbitrary (LAPACK
+    may return either), and after the ReLU a flipped map is blank where it
+    should be bright; so the component is oriented to correlate positively
+    with the channel-summed map.
     """
     x = torch.nan_to_num(x.detach().float(), nan=0.0)
     bsz, chans, height, width = x.shape
     flat = x.reshape(bsz, chans, height * width).transpose(1, 2)
     flat = flat - flat.mean(dim=1, keepdim=True)
     _, _, vh = torch.linalg.svd(flat, full_matrices=False)
-    proj = flat @ vh[:, 0, :].unsqueeze(-1)
+    proj = (flat @ vh[:, 0, :].unsqueeze(-1)).squeeze(-1)
+    summed = flat.sum(dim=-1)
+    sign = torch.sign((proj * summed).sum(dim=-1, keepdim=True))
+    proj = proj * torch.where(sign == 0, torch.ones_like(sign), sign)
     return proj.reshape(bsz, height, width)
 
 

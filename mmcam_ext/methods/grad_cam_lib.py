@@ -96,34 +96,16 @@ class AblationCAM(GradCamLibMethod):
         import pytorch_grad_cam
         from pytorch_grad_cam.ablation_layer import (AblationLayer,
                                                      AblationLayerVit)
-        layout = ctx.spec.layout
-        layer = AblationLayer() if layout.kind == 'nchw' else (
-            _TokenAblationLayer(layout.num_extra_tokens, AblationLayerVit))
+
+        # AblationLayerVit ablates the channel (last) axis of (B, L, C)
+        # tokens, so it does not depend on the token count or grid.
+        tokens = ctx.spec.layout.kind != 'nchw'
         return pytorch_grad_cam.AblationCAM(
             _Logits(ctx.model),
             ctx.layers,
             reshape_transform=ctx.to_nchw,
-            ablation_layer=layer,
+            ablation_layer=AblationLayerVit() if tokens else AblationLayer(),
             batch_size=self.mask_batch_size)
-
-
-def _TokenAblationLayer(num_extra_tokens: int, base):
-    """AblationLayerVit that skips ``num_extra_tokens`` (it assumes 1)."""
-
-    class TokenAblationLayer(base):
-
-        def __call__(self, x):
-            output = self.activations
-            extra = num_extra_tokens
-            for i in range(output.size(0)):
-                if torch.min(output) == 0:
-                    output[i, self.indices[i] + extra, :] = 0
-                else:
-                    output[i, self.indices[i] + extra, :] = torch.min(
-                        output) - 1e7
-            return output
-
-    return TokenAblationLayer()
 
 
 @CAM_METHODS.register_module()
@@ -150,6 +132,27 @@ class ShapleyCAM(GradCamLibMethod):
     """Gradient plus Hessian-vector product weighting (needs NCHW)."""
     lib_name = 'ShapleyCAM'
     token_layouts = False
+    # It differentiates w.r.t. the input, so the graph must not be cut at
+    # the target layer.
+    needs_layer_gate = False
+
+    def explain(self, ctx, k, aug_smooth, eigen_smooth):
+        """Run with weights requiring grad.
+
+        Its Hessian-vector product differentiates the layer gradient, which
+        is a constant (no ``grad_fn``) when the weights after the layer are
+        frozen. The engine's ``frozen_parameters`` restores flags and
+        ``.grad`` afterwards.
+        """
+        params = list(ctx.model.parameters())
+        for p in params:
+            p.requires_grad_(True)
+        try:
+            return super().explain(ctx, k, aug_smooth, eigen_smooth)
+        finally:
+            for p in params:
+                p.requires_grad_(False)
+                p.grad = None
 
 
 @CAM_METHODS.register_module()
