@@ -4,6 +4,7 @@ Importing the package registers its resolvers, methods, visualizer and hook
 (``custom_imports = dict(imports=['mmcam_ext'])`` in a config).
 """
 from . import methods, resolvers  # noqa: F401  (registration)
+from . import checkpoint  # noqa: F401  (allow-list Runner ckpt types)
 from .apis import CAMEngine
 from .registry import CAM_METHODS, TARGET_RESOLVERS
 from .structures import CAMResult, TargetSpec, TokenLayout

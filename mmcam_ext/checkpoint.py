@@ -1,0 +1,244 @@
+"""Load MMEngine checkpoints under ``torch.load(weights_only=True)``.
+
+Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``: its
+restricted unpickler only rebuilds tensors and plain containers, so a file
+cannot run code while it loads. Checkpoints saved by the MMEngine Runner also
+hold the message hub's ``HistoryBuffer`` objects, which carry numpy arrays,
+scalars and dtypes, and are refused. Turning ``weights_only`` off would let
+any downloaded checkpoint run arbitrary code, so instead we allow-list
+exactly the globals a Runner checkpoint needs (found by inspecting real
+Runner checkpoints, last and ``save_best``, with
+``torch.serialization.get_unsafe_globals_in_checkpoint``):
+
+* ``mmengine.logging.history_buffer.HistoryBuffer``;
+* ``numpy.ndarray``, ``numpy.dtype``, ``numpy._core.multiarray._reconstruct``
+  and ``numpy._core.multiarray.scalar`` (plus their numpy 1.x names
+  ``numpy.core.multiarray.*``, so files saved with numpy 1 load too);
+* the concrete dtype classes of ``numpy.dtypes`` (``Float64DType``...):
+  ``numpy.dtype('f8')`` returns one, and the unpickler only restores the
+  state of allow-listed types. They never appear as pickle globals, so the
+  static scan does not list them;
+* ``builtins.getattr``, which the pickle uses to fetch
+  ``HistoryBuffer.min``/``max``/``mean``/``current``. The real ``getattr``
+  would let a payload walk from any object to ``os.system``, so the name is
+  mapped to :func:`history_buffer_getattr`, which only returns plain methods
+  of ``HistoryBuffer``.
+
+:func:`register_safe_globals` runs when ``mmcam_ext`` is imported, so
+MMEngine's own ``load_checkpoint``, ``runner.load_checkpoint``/``resume`` and
+``tools/test.py`` with ``custom_imports=dict(imports=['mmcam_ext'])`` work.
+:func:`load_checkpoint` adds errors that name the file and, for a refused
+payload, the forbidden global.
+"""
+import _compat_pickle
+import inspect
+import os
+import pickle
+import re
+import zipfile
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
+from torch import nn
+
+__all__ = [
+    'CheckpointError', 'UnsafeCheckpointError', 'SAFE_GLOBALS',
+    'history_buffer_getattr', 'register_safe_globals', 'load_checkpoint',
+    'forbidden_globals'
+]
+
+SafeGlobal = Union[Callable, Tuple[Callable, str]]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable or holds no state dict."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
+    """A checkpoint references a global that could run code on load."""
+
+
+def history_buffer_getattr(obj: Any, name: str) -> Callable:
+    """Stand-in for ``builtins.getattr`` while unpickling.
+
+    Pickle stores a function defined in a class body (``HistoryBuffer.min``)
+    as ``getattr(HistoryBuffer, 'min')``. Allowing the real ``getattr``
+    would also allow ``getattr(obj, '__class__')`` and similar chains that
+    reach ``os.system``; this version only hands out ``HistoryBuffer``'s own
+    public functions.
+
+    Raises:
+        pickle.UnpicklingError: For any other object or attribute.
+    """
+    member = vars(HistoryBuffer).get(name) if obj is HistoryBuffer else None
+    if name.startswith('_') or not inspect.isfunction(member):
+        raise pickle.UnpicklingError(
+            f'Refused GLOBAL builtins.getattr on {obj!r}, {name!r}: while '
+            'loading a checkpoint only public methods of mmengine '
+            'HistoryBuffer may be fetched.')
+    return member
+
+
+def _numpy_multiarray() -> Any:
+    """numpy's ``multiarray`` module (``numpy._core`` in 2.x)."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    return multiarray
+
+
+def _numpy_dtype_classes() -> List[type]:
+    """Concrete dtype classes (numpy >= 1.25 has ``numpy.dtypes``)."""
+    module = getattr(np, 'dtypes', None)
+    classes = vars(module).values() if module is not None else ()
+    return [
+        c for c in classes
+        if inspect.isclass(c) and issubclass(c, np.dtype) and c is not np.dtype
+    ]
+
+
+def _safe_globals() -> List[SafeGlobal]:
+    multiarray = _numpy_multiarray()
+    entries: List[SafeGlobal] = [
+        (HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+        (np.ndarray, 'numpy.ndarray'),
+        (np.dtype, 'numpy.dtype'),
+        (history_buffer_getattr, 'builtins.getattr'),
+    ]
+    entries += [(cls, f'numpy.dtypes.{cls.__name__}')
+                for cls in _numpy_dtype_classes()]
+    for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        entries.append((multiarray._reconstruct, f'{module}._reconstruct'))
+        entries.append((multiarray.scalar, f'{module}.scalar'))
+    return entries
+
+
+#: Globals allow-listed for ``weights_only`` loads, as ``(object, name)``.
+SAFE_GLOBALS: List[SafeGlobal] = _safe_globals()
+
+
+def register_safe_globals() -> None:
+    """Allow-list :data:`SAFE_GLOBALS` for every ``torch.load`` call.
+
+    Idempotent. ``weights_only`` itself is never changed.
+    """
+    current = set(torch.serialization.get_safe_globals())
+    missing = [g for g in SAFE_GLOBALS if g not in current]
+    if missing:
+        torch.serialization.add_safe_globals(missing)
+
+
+def forbidden_globals(path: str,
+                      error: Optional[BaseException] = None) -> List[str]:
+    """Globals in a checkpoint that the restricted unpickler refuses.
+
+    Reads the pickle statically (nothing is executed). Falls back to the
+    global named in ``error`` for files not in torch's zip format.
+    """
+    names: List[str] = []
+    if zipfile.is_zipfile(path):
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # unreadable zip: rely on the error text below
+            names = []
+    if not names and error is not None:
+        names = re.findall(r'GLOBAL ([\w.]+)', str(error))
+    return sorted({_python3_name(n) for n in names})
+
+
+def _python3_name(name: str) -> str:
+    """``commands.Popen`` -> ``subprocess.Popen``, ``exec`` ->
+    ``builtins.exec``: pickle protocol 2 stores Python 2 names and torch's
+    messages drop ``builtins.``."""
+    module, _, attr = name.rpartition('.')
+    module = module or 'builtins'
+    if (module, attr) in _compat_pickle.NAME_MAPPING:
+        module, attr = _compat_pickle.NAME_MAPPING[(module, attr)]
+    else:
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f'{module}.{attr}'
+
+
+def _read(path: str, map_location: Any) -> Any:
+    """``torch.load`` with ``weights_only=True`` and clear errors."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f'Checkpoint file not found: {path!r}.')
+    register_safe_globals()
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        bad = forbidden_globals(path, err)
+        if bad:
+            raise UnsafeCheckpointError(
+                f'Refusing to load checkpoint {path!r}: it references '
+                f'{", ".join(bad)}, which is not on the weights_only '
+                'allow-list and could run code when unpickled. Nothing from '
+                'it was executed. Only load it if you trust its source and '
+                'the global is a plain data type; then allow-list it with '
+                'torch.serialization.add_safe_globals.') from err
+        raise _not_a_checkpoint(path, err) from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise _not_a_checkpoint(path, err) from err
+
+
+def _not_a_checkpoint(path: str, err: BaseException) -> CheckpointError:
+    """Error naming the file, without torch's "retry unsafely" advice."""
+    reason = str(err) or type(err).__name__
+    core = re.search(r'WeightsUnpickler error:\s*(.+?)\n\n', reason, re.S)
+    reason = core.group(1).strip() if core else reason
+    return CheckpointError(
+        f'{path!r} is not a readable PyTorch checkpoint (corrupt, truncated '
+        f'or another file type): {reason}')
+
+
+def load_checkpoint(model: nn.Module,
+                    path: str,
+                    map_location: Any = 'cpu',
+                    strict: bool = False) -> Dict[str, Any]:
+    """Load a checkpoint into ``model`` without ever unpickling code.
+
+    Accepts MMEngine checkpoints (``{'state_dict': ..., 'meta': ...}``) and
+    plain state dicts; a ``module.`` prefix from DDP is stripped.
+
+    Args:
+        model: The module to load into (a DDP wrapper is unwrapped).
+        path: Local checkpoint file.
+        map_location: Same as ``torch.load``. Defaults to ``'cpu'``.
+        strict: Require keys to match exactly. Defaults to False, as
+            MMEngine's ``load_checkpoint``.
+
+    Returns:
+        The loaded checkpoint dict (``meta`` etc. are left in it).
+
+    Raises:
+        CheckpointError: Missing, unreadable or non-checkpoint file, or a
+            strict key mismatch; the message names the file.
+        UnsafeCheckpointError: The file references a forbidden global.
+    """
+    checkpoint = _read(path, map_location)
+    state = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not any(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f'{path!r} loads, but holds no state dict of tensors (got '
+            f'{type(checkpoint).__name__}); expected a dict of tensors or '
+            "{'state_dict': {...}}.")
+    model = getattr(model, 'module', model)
+    try:
+        _load_checkpoint_to_model(model, checkpoint, strict=strict)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f'Weights in {path!r} do not fit {type(model).__name__}: '
+            f'{err}') from err
+    print_log(f'Loaded checkpoint {path}', logger='current')
+    return checkpoint
+
+
+# Importing mmcam_ext (custom_imports in a config) makes MMEngine's own
+# load paths accept Runner checkpoints.
+register_safe_globals()
