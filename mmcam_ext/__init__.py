@@ -5,6 +5,7 @@ Importing the package registers its resolvers, methods, visualizer and hook
 """
 from . import methods, resolvers  # noqa: F401  (registration)
 from . import checkpoint  # noqa: F401  (allow-list Runner ckpt types)
+from . import engine, visualization  # noqa: F401  (hook, visualizer)
 from .apis import CAMEngine
 from .registry import CAM_METHODS, TARGET_RESOLVERS
 from .structures import CAMResult, TargetSpec, TokenLayout

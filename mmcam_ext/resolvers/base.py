@@ -19,7 +19,8 @@ from ..structures import TargetSpec, TokenLayout
 
 __all__ = [
     'BaseResolver', 'ForwardTrace', 'TracedModule', 'feature_root',
-    'find_resolver', 'get_module', 'resolve_targets', 'classifier_logits'
+    'find_resolver', 'get_module', 'resolve_targets', 'classifier_logits',
+    'plausible_map'
 ]
 
 
@@ -71,6 +72,7 @@ class ForwardTrace:
                 handle.remove()
             model.train(was_training)
         self.input_hw = tuple(inputs.shape[-2:])
+        self.batch = int(inputs.shape[0])
 
     def ran(self, name: str) -> bool:
         return name in self.records
@@ -85,21 +87,40 @@ class ForwardTrace:
         return sorted(recs, key=lambda r: r.order)
 
     def last_spatial(self, prefix: str, ndim: int = 4) -> Optional[str]:
-        """Last module under ``prefix`` that ran once with a spatial map.
+        """Last module under ``prefix`` that ran once with a plausible map.
 
         Modules called more than once (shared activations) are skipped: their
-        last call is not the one a reader means. Maps whose spatial size is
-        1x1 (after global pooling) are skipped too.
+        last call is not the one a reader means. So are outputs that cannot
+        be this input's feature map (see :func:`plausible_map`): a batch
+        other than the input's (window attention: batch = windows), 1x1 maps
+        after global pooling, or a channels-last map.
         """
         best = None
         for rec in self.ordered(prefix):
             if rec.calls != 1 or len(rec.shape) != ndim or rec.name == prefix:
                 continue
-            if ndim == 4 and rec.shape[2] * rec.shape[3] <= 1:
+            if rec.shape[0] != self.batch:
+                continue
+            if ndim == 4 and not plausible_map(rec.shape, self.input_hw):
                 continue
             best = rec.name
         return best
 
+
+def plausible_map(shape: Sequence[int], input_hw: Tuple[int, int]) -> bool:
+    """Whether a ``(B, C, h, w)`` output can be a feature map of the input.
+
+    It must be more than 1x1, no larger than the input, and downsampled by
+    about the same stride in both directions (so its aspect follows the
+    input's). This rejects channels-last ``(B, h, w, C)`` maps and
+    attention matrices ``(B, heads, N, N)`` whose shape happens to be 4-D.
+    """
+    h, w = int(shape[-2]), int(shape[-1])
+    height, width = input_hw
+    if h * w <= 1 or h > height or w > width:
+        return False
+    stride_h, stride_w = height / h, width / w
+    return max(stride_h, stride_w) / min(stride_h, stride_w) < 1.5
 
 def classifier_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """Class scores ``(B, num_classes)`` of an MMPretrain classifier.
@@ -193,12 +214,21 @@ def patch_embed_name(model: nn.Module) -> Optional[str]:
 
 
 def find_resolver(model: nn.Module) -> BaseResolver:
-    """The registered resolver for this model's backbone class (MRO walk)."""
+    """The registered resolver for this model's backbone class (MRO walk).
+
+    A resolver's ``backbones`` may name a class (``'ResNet'``) or a class
+    qualified by its top-level package (``'timm.VisionTransformer'``), which
+    is tried first: timm and MMPretrain share class names.
+    """
     _, root = feature_root(model)
+    # Latest registration first, so a user's resolver overrides ours.
+    resolvers = list(TARGET_RESOLVERS.module_dict.values())[::-1]
     for cls in type(root).__mro__:
-        for resolver_cls in TARGET_RESOLVERS.module_dict.values():
-            if cls.__name__ in getattr(resolver_cls, 'backbones', ()):
-                return resolver_cls()
+        for key in (f'{cls.__module__.split(".")[0]}.{cls.__name__}',
+                    cls.__name__):
+            for resolver_cls in resolvers:
+                if key in getattr(resolver_cls, 'backbones', ()):
+                    return resolver_cls()
     return TARGET_RESOLVERS.get('GenericResolver')()
 
 

@@ -1,9 +1,11 @@
 """Fallback resolver for backbones no family resolver claims."""
+from typing import Optional
+
 from mmengine.logging import print_log
 from torch import nn
 
 from ..registry import TARGET_RESOLVERS
-from ..structures import TargetSpec, TokenLayout
+from ..structures import TargetSpec, TokenLayout, solve_grid
 from .base import BaseResolver, ForwardTrace, feature_root, patch_embed_name
 
 __all__ = ['GenericResolver']
@@ -11,32 +13,53 @@ __all__ = ['GenericResolver']
 
 @TARGET_RESOLVERS.register_module()
 class GenericResolver(BaseResolver):
-    """Last spatial map that runs under the feature extractor.
+    """The deepest map or token sequence that runs under the feature extractor.
 
-    The last 4-D module (by completion order, called once, larger than 1x1)
-    is the output of the last stage: the deepest map that still has a
-    spatial layout. Without any 4-D map, the last token sequence is used with
-    the backbone's ``num_extra_tokens``.
+    Candidates are outputs of modules that ran once with the input's batch
+    size: 4-D maps whose spatial size follows the input (so no window
+    attention, channels-last or pooled 1x1 outputs), and 3-D token sequences
+    that fold onto a grid of this input after dropping the backbone's
+    ``num_extra_tokens``. Of the last of each kind, the one that completes
+    later in the forward pass wins: a CNN's last stage, or a transformer's
+    final tokens rather than its patch-embedding convolution.
     """
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
         prefix, root = feature_root(model)
-        name = trace.last_spatial(prefix, ndim=4)
-        if name is not None:
+        extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
+        spatial = trace.last_spatial(prefix, ndim=4)
+        tokens = self._last_tokens(trace, prefix, extra)
+        order = {n: trace.records[n].order for n in (spatial, tokens) if n}
+        if not order:
+            raise ValueError(
+                f'Found no spatial or token layer under {prefix!r} of '
+                f'{type(model).__name__}; pass --target-layers.')
+        name = max(order, key=order.get)
+        if name == spatial:
             spec = TargetSpec([name], TokenLayout('nchw'),
                               'last spatial map that runs (generic fallback)')
         else:
-            name = trace.last_spatial(prefix, ndim=3)
-            if name is None:
-                raise ValueError(
-                    f'Found no spatial or token layer under {prefix!r} of '
-                    f'{type(model).__name__}; pass --target-layers.')
-            extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
             spec = TargetSpec([name],
                               TokenLayout('tokens', extra,
                                           patch_embed_name(model)),
                               'last token sequence that runs (generic '
                               'fallback)')
         print_log(f'[mmcam_ext] No resolver for {type(root).__name__}; '
-                  f'generic fallback chose {spec.layers}.', logger='current')
+                  f'generic fallback chose {spec.layers}. Pass '
+                  '--target-layers to choose another.', logger='current')
         return spec
+
+    @staticmethod
+    def _last_tokens(trace: ForwardTrace, prefix: str,
+                     extra: int) -> Optional[str]:
+        best = None
+        for rec in trace.ordered(prefix):
+            if (rec.calls != 1 or len(rec.shape) != 3 or rec.name == prefix
+                    or rec.shape[0] != trace.batch):
+                continue
+            try:
+                solve_grid(rec.shape[1] - extra, trace.input_hw)
+            except ValueError:
+                continue
+            best = rec.name
+        return best

@@ -1,56 +1,131 @@
 """Resolvers for plain (global-attention) vision transformers."""
-from typing import Dict, Tuple
+from typing import Dict, NamedTuple, Optional
 
 from torch import nn
 
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
-from .base import BaseResolver, ForwardTrace, feature_root, patch_embed_name
+from .base import BaseResolver, ForwardTrace, feature_root
+from .family import expand_path, first_path_that_ran
 
-__all__ = ['ClsTokenViTResolver']
+__all__ = [
+    'ClsTokenViTResolver', 'TimmViTResolver', 'ViTFacts', 'VIT_FACTS'
+]
 
-# Facts per family: (attribute holding the blocks, attribute of a block's
-# norm that feeds its attention).
-VIT_FACTS: Dict[str, Tuple[str, str]] = {
-    'VisionTransformer': ('layers', 'ln1'),
+
+class ViTFacts(NamedTuple):
+    """Where a plain ViT family's layers are (paths as in ``facts.py``).
+
+    Args:
+        cls_layer: Used when the head reads extra (cls/distillation) tokens:
+            the input of the *last* attention. After it patch tokens never
+            reach the class token (the MLP is per token), so any later
+            layer gets exactly zero gradient: a blank map.
+        patch_layer: Used when the head pools the patch tokens
+            (``avg_featmap``/``featmap``): the final token norm, else the
+            last block.
+        grid: Module returning ``(tokens, (h, w))`` for this input, or
+            ``None`` to solve the grid from the input size.
+        extra: Extra tokens, for families without ``num_extra_tokens``;
+            ``None`` reads the attribute.
+    """
+    cls_layer: str
+    patch_layer: str = 'ln1|layers.-1'
+    grid: Optional[str] = 'patch_embed'
+    extra: Optional[int] = None
+
+
+VIT_FACTS: Dict[str, ViTFacts] = {
+    'VisionTransformer': ViTFacts('layers.-1.ln1'),  # also DeiT, MoCoV3ViT
+    # DeiT3's block applies the same ``ln1`` before attention and before the
+    # MLP (it runs twice; a hook sees the MLP call), so take the input of the
+    # last block, i.e. the output of the one before it.
+    'DeiT3': ViTFacts('layers.-2'),
+    'BEiTViT': ViTFacts('layers.-1.ln1'),  # also EVA (BEiT-style ViT)
+    'ViTEVA02': ViTFacts('layers.-1.norm1'),
+    'T2T_ViT': ViTFacts('encoder.-1.ln1', 'norm|encoder.-1',
+                        'tokens_to_token'),
+    # TNT has a class token but no ``num_extra_tokens`` attribute.
+    'TNT': ViTFacts('layers.-1.outer_block.norm_attn', 'norm', None, 1),
 }
 
 
 @TARGET_RESOLVERS.register_module()
 class ClsTokenViTResolver(BaseResolver):
-    """ViT-like backbones that classify from extra (cls/dist) tokens.
+    """ViT-like backbones that classify from extra tokens or pooled patches.
 
-    When the class scores come from extra tokens, the default layer is the
-    norm feeding the *last* attention: after that attention patch tokens
-    never reach the class token again (the MLP is per token), so the last
-    block's patch outputs get exactly zero gradient — a blank map.
-    With ``out_type`` ``avg_featmap``/``featmap`` the patch tokens feed the
-    head directly and the final norm is the natural layer.
+    Which layer depends on what the head reads (``out_type``): see
+    :class:`ViTFacts`. The number of extra tokens is read from the backbone
+    (``num_extra_tokens``: 2 for distilled DeiT, 0 without a class token).
     """
-    backbones = tuple(VIT_FACTS)
+    backbones = tuple(f'mmpretrain.{name}' for name in VIT_FACTS)
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
         prefix, root = feature_root(model)
-        blocks_attr, norm_attr = self._facts(root)
-        blocks = getattr(root, blocks_attr)
-        extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
-        layout = TokenLayout('tokens', extra, patch_embed_name(model))
+        facts = self._facts(root)
+        layout = self._layout(model, prefix, root, facts)
+        extra = layout.num_extra_tokens
         out_type = getattr(root, 'out_type', 'cls_token')
         if out_type in ('cls_token', 'raw') and extra > 0:
-            name = f'{prefix}.{blocks_attr}.{len(blocks) - 1}.{norm_attr}'
-            return TargetSpec([name], layout,
-                              'norm before the last attention: the last '
-                              "block's patch outputs never reach the class "
-                              'token')
-        final = f'{prefix}.ln1'
-        if not trace.ran(final):
-            final = f'{prefix}.{blocks_attr}.{len(blocks) - 1}'
-        return TargetSpec([final], layout,
-                          'final token norm: patch tokens feed the head')
+            paths = facts.cls_layer
+            why = ('input of the last attention: the last block\'s patch '
+                   'outputs never reach the class token')
+        else:
+            paths = facts.patch_layer
+            why = 'final patch tokens: the head pools them'
+        name = first_path_that_ran(model, prefix, paths, trace)
+        if name is None:
+            raise ValueError(f'{type(root).__name__}: none of {paths!r} runs '
+                             'on this input; pass --target-layers.')
+        return TargetSpec([name], layout, why)
+
+    def layout(self, model, layers, trace) -> TokenLayout:
+        """User layers: tokens with the backbone's extra tokens and grid."""
+        prefix, root = feature_root(model)
+        rec = trace.records.get(layers[0])
+        if rec is None or len(rec.shape) != 3:
+            return super().layout(model, layers, trace)
+        return self._layout(model, prefix, root, self._facts(root))
 
     @staticmethod
-    def _facts(root: nn.Module) -> Tuple[str, str]:
+    def _layout(model: nn.Module, prefix: str, root: nn.Module,
+                facts: ViTFacts) -> TokenLayout:
+        extra = facts.extra
+        if extra is None:
+            extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
+        grid = expand_path(model, prefix, facts.grid) if facts.grid else None
+        return TokenLayout('tokens', extra, grid)
+
+    @staticmethod
+    def _facts(root: nn.Module) -> ViTFacts:
         for cls in type(root).__mro__:
             if cls.__name__ in VIT_FACTS:
                 return VIT_FACTS[cls.__name__]
         raise KeyError(type(root).__name__)
+
+
+@TARGET_RESOLVERS.register_module()
+class TimmViTResolver(BaseResolver):
+    """timm's ``VisionTransformer`` (and subclasses) inside ``TimmClassifier``.
+
+    Same rule as :class:`ClsTokenViTResolver`: with ``global_pool='token'``
+    the head reads the class token, so the layer is the last block's
+    ``norm1`` (input of the last attention); otherwise the final norm.
+    timm's patch embedding returns only tokens, so the grid is solved from
+    the input size; ``num_prefix_tokens`` counts class and register tokens.
+    """
+    backbones = ('timm.VisionTransformer', )
+
+    def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
+        prefix, root = feature_root(model)
+        extra = int(getattr(root, 'num_prefix_tokens', 0) or 0)
+        if getattr(root, 'global_pool', 'token') == 'token' and extra > 0:
+            paths, why = 'blocks.-1.norm1', ('input of the last attention: '
+                                             'the class token is read')
+        else:
+            paths, why = 'norm|blocks.-1', 'final patch tokens: pooled'
+        name = first_path_that_ran(model, prefix, paths, trace)
+        if name is None:
+            raise ValueError(f'timm {type(root).__name__}: none of {paths!r} '
+                             'runs on this input; pass --target-layers.')
+        return TargetSpec([name], TokenLayout('tokens', extra, None), why)

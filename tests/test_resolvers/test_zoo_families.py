@@ -1,0 +1,49 @@
+"""Zero-flag target layers for one zoo config per backbone family.
+
+Each case builds the family's cheapest MMPretrain 1.2.0 zoo config with random
+weights and checks what the resolver's layer choice controls (see
+``helpers.check_layer_choice``): the layer runs, its gradient is non-zero,
+its map follows the input's spatial layout and the pre-ReLU map varies.
+"""
+import pytest
+import torch
+
+from mmcam_ext.resolvers import find_resolver
+from mmcam_ext.resolvers.facts import find_facts
+from mmcam_ext.resolvers.vit import VIT_FACTS
+from tests.conftest import build_classifier
+
+from .helpers import check_layer_choice, undo_zero_init
+from .zoo_cases import ZOO_CASES
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', ZOO_CASES, ids=[c.family for c in ZOO_CASES])
+def test_family_default_layer(case):
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model = undo_zero_init(build_classifier(case.model_config()))
+    x = torch.randn(2, case.in_channels, *case.size)
+    assert not torch.equal(x[0], x[1])
+    spec = check_layer_choice(model, x)
+    assert spec.layers[0].startswith(('backbone.', 'neck.'))
+
+
+@pytest.mark.parametrize('case', ZOO_CASES, ids=[c.family for c in ZOO_CASES])
+def test_every_zoo_family_has_a_row(case):
+    """No zoo family falls to the generic fallback (checked without a build)."""
+    from mmpretrain.registry import MODELS
+    backbone_type = case.model_config().model.backbone.type
+    cls = MODELS.get(backbone_type)
+    names = {c.__name__ for c in cls.__mro__}
+    assert names & (set(VIT_FACTS) | _facts_names()), backbone_type
+
+
+def _facts_names():
+    from mmcam_ext.resolvers.facts import FAMILY_FACTS
+    return set(FAMILY_FACTS)
+
+
+def test_find_resolver_is_not_generic_for_a_zoo_model():
+    model = build_classifier('resnet18_8xb32_in1k')
+    assert type(find_resolver(model)).__name__ == 'FamilyResolver'
+    assert find_facts(model.backbone).layer is None
