@@ -4,15 +4,16 @@ from .base import (BaseCAMMethod, ExplainContext, FullMapMethod,
                    LayerMapMethod, build_method, eigen_projection,
                    method_names, normalize_name)
 from .grad_cam_lib import (FEM, AblationCAM, FinerCAM, FullGrad, KPCACAM,
-                           RandomCAM, ScoreCAM, ShapleyCAM)
+                           LibScoreCAM, RandomCAM, ShapleyCAM)
 from .gradient import (EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWise,
                        GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM)
+from .score_cam import ScoreCAM
 
 __all__ = [
     'BaseCAMMethod', 'ExplainContext', 'FullMapMethod', 'LayerMapMethod',
     'build_method', 'eigen_projection', 'method_names', 'normalize_name',
     'GradCAM', 'GradCAMPlusPlus', 'XGradCAM', 'HiResCAM', 'GradCAMElementWise',
-    'LayerCAM', 'EigenCAM', 'EigenGradCAM', 'ScoreCAM', 'AblationCAM',
-    'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM', 'RandomCAM', 'FEM',
+    'LayerCAM', 'EigenCAM', 'EigenGradCAM', 'ScoreCAM', 'LibScoreCAM',
+    'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM', 'RandomCAM', 'FEM',
     'AttentionRollout', 'GradAttention', 'AttentionRelevance'
 ]

@@ -104,7 +104,7 @@ def relevance(attns: Tensors, grads: Tensors) -> torch.Tensor:
 
 
 def readout(tokens: torch.Tensor, rows: slice, num_extra: int) -> torch.Tensor:
-    """Mean of the readout rows of ``(B, N, N)`` over patch columns: ``(B, P)``."""
+    """Mean readout row of ``(B, N, N)`` over the patch columns: ``(B, P)``."""
     return tokens[:, rows, num_extra:].mean(dim=1)
 
 

@@ -14,8 +14,8 @@ from ..registry import CAM_METHODS
 from .base import ExplainContext, FullMapMethod
 
 __all__ = [
-    'ScoreCAM', 'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM',
-    'RandomCAM', 'FEM'
+    'LibScoreCAM', 'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM',
+    'FinerCAM', 'RandomCAM', 'FEM'
 ]
 
 
@@ -68,9 +68,13 @@ class GradCamLibMethod(FullMapMethod):
         return torch.as_tensor(maps, dtype=torch.float32)
 
 
-@CAM_METHODS.register_module()
-class ScoreCAM(GradCamLibMethod):
-    """Channel weights from the score of each activation-masked input."""
+class LibScoreCAM(GradCamLibMethod):
+    """pytorch-grad-cam's ScoreCAM, kept unregistered as a reference.
+
+    The name ``'ScoreCAM'`` builds the native, batched
+    :class:`mmcam_ext.methods.score_cam.ScoreCAM` (same maps, far less
+    memory); tests and ``tools/benchmark.py`` compare the two.
+    """
     lib_name = 'ScoreCAM'
     uses_gradients = False
 

@@ -28,8 +28,8 @@ TINY = {
                   head=VIT_HEAD),
     # BEiT's classification default: relative position bias, mean patch
     # token to the head (out_type='avg_featmap').
-    'beit': dict(backbone=dict(type='BEiTViT', arch=ARCH, use_abs_pos_emb=False,
-                               use_rel_pos_bias=True,
+    'beit': dict(backbone=dict(type='BEiTViT', arch=ARCH,
+                               use_abs_pos_emb=False, use_rel_pos_bias=True,
                                layer_scale_init_value=0.1, **PATCH),
                  head=LINEAR_HEAD),
     'eva02': dict(backbone=dict(type='ViTEVA02', arch=ARCH, **PATCH),
