@@ -8,7 +8,7 @@ custom_imports = dict(imports=['mmcam_ext'], allow_failed_imports=False)
 data_root = 'data/shapes'
 # Read by train_shapes_classifier to generate the data (not by the Runner).
 shapes_data = dict(
-    train_per_class=60, val_per_class=20, scale=(0.3, 0.5), distractors=3)
+    train_per_class=40, val_per_class=15, scale=(0.3, 0.5), distractors=3)
 
 data_preprocessor = dict(
     num_classes=3, mean=[127.5] * 3, std=[64.0] * 3, to_rgb=True)

@@ -85,7 +85,8 @@ def train_shapes_classifier(arch: str,
                             ) -> Tuple[Config, str]:
     """Train (or reuse) a tiny classifier on generated shapes.
 
-    The data go to ``<work_dir>/data_<h>x<w>_s<seed>``; the run to
+    The data go to ``<work_dir>/data_<h>x<w>_s<seed>_<hash>`` (hash of the
+    config's ``shapes_data``); the run to
     ``<work_dir>/<arch>_<hash>``, where the hash covers the whole config, so
     a cached checkpoint is reused only for exactly the same setting.
 
@@ -102,8 +103,13 @@ def train_shapes_classifier(arch: str,
         the checkpoint, ready for ``Runner.from_cfg(cfg).test()``) and the
         checkpoint path.
     """
-    data_root = osp.join(work_dir, f'data_{size[0]}x{size[1]}_s{seed}')
-    cfg = shapes_config(arch, data_root, epochs, seed, extra_cfg)
+    cfg = shapes_config(arch, '', epochs, seed, extra_cfg)
+    data_key = hashlib.sha1(repr(sorted(cfg.get('shapes_data', {}).items()))
+                            .encode()).hexdigest()[:6]
+    data_root = osp.join(work_dir,
+                         f'data_{size[0]}x{size[1]}_s{seed}_{data_key}')
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
     if arch == 'vit' and tuple(size) != (64, 64):
         cfg.model.backbone.img_size = tuple(size)
     key = hashlib.sha1(cfg.pretty_text.encode()).hexdigest()[:10]

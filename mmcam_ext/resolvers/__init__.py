@@ -1,4 +1,4 @@
-"""Target-layer resolvers, one per backbone family (see ``base``, ``facts``)."""
+"""Target-layer resolvers, one per backbone family (``facts``, ``vit``)."""
 from .base import (BaseResolver, ForwardTrace, classifier_logits, feature_root,
                    find_resolver, get_module, plausible_map, resolve_targets)
 from .facts import FAMILY_FACTS, Facts, find_facts

@@ -122,6 +122,7 @@ def plausible_map(shape: Sequence[int], input_hw: Tuple[int, int]) -> bool:
     stride_h, stride_w = height / h, width / w
     return max(stride_h, stride_w) / min(stride_h, stride_w) < 1.5
 
+
 def classifier_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """Class scores ``(B, num_classes)`` of an MMPretrain classifier.
 

@@ -24,7 +24,7 @@ from typing import Dict, Optional
 
 from torch import nn
 
-__all__ = ['Facts', 'FAMILY_FACTS', 'find_facts', 'LAST_STAGE']
+__all__ = ['Facts', 'FAMILY_FACTS', 'TIMM_CNNS', 'find_facts', 'LAST_STAGE']
 
 LAST_STAGE = 'output of the last stage: the deepest map with a spatial layout'
 
@@ -64,8 +64,8 @@ FAMILY_FACTS: Dict[str, Facts] = {
     # reaches the head through its class token).
     'Conformer': Facts(why='last map of the conv branch (conv head input)'),
     # HRNet's four branches meet only in the classification neck.
-    'HRNet': Facts('/neck.0.final_layer|/neck.final_layer', why='HRFuseScales output: all '
-                   'four resolution branches fused'),
+    'HRNet': Facts('/neck.0.final_layer|/neck.final_layer',
+                   why='HRFuseScales output: all four branches fused'),
     # --- Hierarchical transformers: tokens, no class token -------------------
     'SwinTransformer': _HIER,
     'SwinTransformerV2': _HIER,
@@ -101,6 +101,12 @@ FAMILY_FACTS: Dict[str, Facts] = {
     'ViTSAM': Facts('layers.-1', 'nhwc', 0, None,
                     'last block output, channels-last (B, H, W, C)'),
 }
+
+# timm CNNs (``TimmClassifier``) that share a class name with a row above and
+# follow the same rule (last spatial map). Other timm models use the generic
+# fallback; timm's VisionTransformer has its own resolver (``vit.py``).
+TIMM_CNNS = ('ResNet', 'EfficientNet', 'MobileNetV3', 'ConvNeXt', 'RegNet',
+             'DenseNet', 'VGG', 'InceptionV3')
 
 
 def find_facts(backbone: nn.Module) -> Optional[Facts]:

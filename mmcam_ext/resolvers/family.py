@@ -5,8 +5,8 @@ from torch import nn
 
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
-from .base import BaseResolver, ForwardTrace, feature_root
-from .facts import FAMILY_FACTS, Facts, find_facts
+from .base import BaseResolver, ForwardTrace, feature_root, plausible_map
+from .facts import FAMILY_FACTS, TIMM_CNNS, Facts, find_facts
 
 __all__ = ['FamilyResolver', 'expand_path', 'first_path_that_ran']
 
@@ -56,7 +56,8 @@ class FamilyResolver(BaseResolver):
     in the trace) and the token layout; nothing here is family-specific.
     """
     # Qualified: timm has classes of the same names (ResNet, ConvNeXt...).
-    backbones = tuple(f'mmpretrain.{name}' for name in FAMILY_FACTS)
+    backbones = (tuple(f'mmpretrain.{name}' for name in FAMILY_FACTS) +
+                 tuple(f'timm.{name}' for name in TIMM_CNNS))
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
         prefix, root = feature_root(model)
@@ -80,8 +81,10 @@ class FamilyResolver(BaseResolver):
                ) -> TokenLayout:
         """Layout of user-chosen layers: the family's kind where the rank fits.
 
-        A user layer in another stage of a hierarchical model has another
-        grid than the default layer, so its grid is solved from the input.
+        A 4-D output is NCHW when its last two dims follow the input, else
+        channels-last. A user token layer in another stage of a hierarchical
+        model has another grid than the default layer, so its grid is solved
+        from the input.
         """
         prefix, root = feature_root(model)
         facts = find_facts(root)
@@ -89,6 +92,9 @@ class FamilyResolver(BaseResolver):
         rank = len(rec.shape) if rec is not None else 0
         if facts is None or rank != (3 if facts.kind == 'tokens' else 4):
             return super().layout(model, layers, trace)
+        if rank == 4:  # e.g. ViT-SAM's NCHW neck next to its NHWC blocks
+            nchw = plausible_map(rec.shape, trace.input_hw)
+            return TokenLayout('nchw' if nchw else 'nhwc')
         layout = self._layout(model, prefix, root, facts)
         default = (first_path_that_ran(model, prefix, facts.layer, trace)
                    if facts.layer else None)

@@ -17,20 +17,21 @@ from mmcam_ext.resolvers import classifier_logits, get_module, resolve_targets
 from mmcam_ext.structures import TargetSpec
 
 
-def undo_zero_init(model: torch.nn.Module) -> torch.nn.Module:
-    """Set norm scales that are exactly zero to one.
+def variance_preserving_init(model: torch.nn.Module) -> torch.nn.Module:
+    """Re-draw conv and linear weights with Kaiming-normal (fan-in) init.
 
-    Some families zero-initialise a norm's scale in their constructor (LeViT's
-    subsampling attention), which, untrained, multiplies every token by zero:
-    all tokens after it are equal and no layer can have a spatial map.
-    Trained weights never look like that; the checks stay as they are.
+    Built without ``init_weights`` (which LeViT does not define either),
+    PyTorch's default init shrinks activations by about half per layer: after
+    LeViT's convolutional stem all tokens are nearly equal, its subsampling
+    attention averages them into one identical vector, and no layer after it
+    can have a spatial map. Trained weights never look like that; the checks
+    stay as they are. Head weights are re-drawn small afterwards.
     """
     for module in model.modules():
-        weight = getattr(module, 'weight', None)
-        if (isinstance(module, torch.nn.modules.batchnorm._NormBase)
-                and weight is not None and not bool(weight.any())):
-            with torch.no_grad():
-                weight.fill_(1.0)
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity='linear')
+    for p in getattr(model, 'head', torch.nn.Module()).parameters():
+        torch.nn.init.normal_(p, std=0.02)
     return model
 
 

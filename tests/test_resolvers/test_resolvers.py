@@ -1,10 +1,7 @@
 """Resolver scenarios: non-square inputs, extra tokens, NHWC, overrides,
 wrong names, the generic fallback, a user's resolver and TimmClassifier."""
-import logging
-
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmpretrain.models import TimmClassifier
 from mmpretrain.registry import MODELS
 from torch import nn
@@ -14,6 +11,7 @@ from mmcam_ext.resolvers import (BaseResolver, ForwardTrace, GenericResolver,
                                  find_resolver, plausible_map,
                                  resolve_targets)
 from mmcam_ext.structures import TargetSpec, TokenLayout
+from mmcam_ext.resolvers import generic
 from tests.conftest import build_classifier
 
 from .helpers import check_layer_choice, layer_map_and_grad
@@ -26,6 +24,7 @@ def _case(family):
     return next(c for c in ZOO_CASES if c.family == family)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family,stride', [('ViT', 16), ('DeiT', 16),
                                            ('Swin', 32)])
 def test_non_square_input_uses_the_real_grid(family, stride):
@@ -80,6 +79,7 @@ def test_families_without_the_attribute_get_their_token_count():
     assert spec.layout.num_extra_tokens == 0
 
 
+@pytest.mark.slow
 def test_channels_last_backbone():
     case = _case('ViT-SAM')
     model = build_classifier(case.model_config())
@@ -88,6 +88,10 @@ def test_channels_last_backbone():
     assert spec.layout.kind == 'nhwc'
     act, _ = layer_map_and_grad(model, spec, x)
     assert act.shape[1:] == (768, 8, 6)  # 128x96 input, 16-pixel patches
+    # Its channel-reduction neck is NCHW again: a user layer there is too.
+    spec = check_layer_choice(model, x,
+                              target_layers=['backbone.channel_reduction'])
+    assert spec.layout.kind == 'nchw'
 
 
 def test_wrong_layer_name_lists_close_matches():
@@ -97,6 +101,7 @@ def test_wrong_layer_name_lists_close_matches():
                         target_layers=['backbone.layer44'])
 
 
+@pytest.mark.slow
 def test_user_layer_in_another_stage_gets_its_own_grid():
     model = build_classifier(_case('Swin').model_config())
     x = torch.randn(2, 3, 128, 96)
@@ -113,17 +118,17 @@ def test_plausible_map_rejects_non_maps():
     assert not plausible_map((1, 3, 49, 49), (96, 64))  # attention matrix
 
 
-def test_generic_fallback_skips_window_attention_and_logs(caplog):
+def test_generic_fallback_skips_window_attention_and_logs(monkeypatch):
     """Swin through the fallback: tokens, not a window-attention matrix."""
     model = build_classifier(_case('Swin').model_config())
     trace = ForwardTrace(model, torch.randn(1, 3, 96, 64))
-    logger = MMLogger.get_current_instance()
-    logger.setLevel(logging.INFO)
-    logger.propagate = True
-    with caplog.at_level(logging.INFO):
-        spec = GenericResolver().resolve(model, trace)
+    logged = []
+    monkeypatch.setattr(generic, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    spec = GenericResolver().resolve(model, trace)
     assert spec.layers == ['backbone.norm3']
-    assert 'generic fallback chose' in caplog.text
+    assert any("generic fallback chose ['backbone.norm3']" in m
+               for m in logged)
 
 
 def test_engine_rejects_a_layer_with_another_batch():
@@ -136,7 +141,7 @@ def test_engine_rejects_a_layer_with_another_batch():
 
 
 class TinyNet(nn.Module):
-    """A two-conv backbone whose *first* conv is the layer its resolver wants."""
+    """Two convs; its resolver wants the *first*, the fallback the last."""
 
     def __init__(self):
         super().__init__()
@@ -186,6 +191,7 @@ def test_user_registered_resolver_is_picked_up(tiny_classifier):
 
 @pytest.mark.parametrize('name,size,layer', [
     ('resnet18', (96, 64), 'model.layer4'),
+    ('tf_efficientnet_lite0', (96, 64), 'model.bn2'),  # the demo's model
     ('vit_tiny_patch16_224', (224, 224), 'model.blocks.11.norm1'),
 ])
 def test_timm_classifier(name, size, layer):

@@ -7,13 +7,14 @@ its map follows the input's spatial layout and the pre-ReLU map varies.
 """
 import pytest
 import torch
+from mmpretrain.registry import MODELS
 
 from mmcam_ext.resolvers import find_resolver
-from mmcam_ext.resolvers.facts import find_facts
+from mmcam_ext.resolvers.facts import FAMILY_FACTS, find_facts
 from mmcam_ext.resolvers.vit import VIT_FACTS
 from tests.conftest import build_classifier
 
-from .helpers import check_layer_choice, undo_zero_init
+from .helpers import check_layer_choice, variance_preserving_init
 from .zoo_cases import ZOO_CASES
 
 
@@ -21,7 +22,9 @@ from .zoo_cases import ZOO_CASES
 @pytest.mark.parametrize('case', ZOO_CASES, ids=[c.family for c in ZOO_CASES])
 def test_family_default_layer(case):
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    model = undo_zero_init(build_classifier(case.model_config()))
+    model = build_classifier(case.model_config())
+    if case.rescale_init:
+        variance_preserving_init(model)
     x = torch.randn(2, case.in_channels, *case.size)
     assert not torch.equal(x[0], x[1])
     spec = check_layer_choice(model, x)
@@ -30,17 +33,10 @@ def test_family_default_layer(case):
 
 @pytest.mark.parametrize('case', ZOO_CASES, ids=[c.family for c in ZOO_CASES])
 def test_every_zoo_family_has_a_row(case):
-    """No zoo family falls to the generic fallback (checked without a build)."""
-    from mmpretrain.registry import MODELS
+    """No zoo family falls to the generic fallback (no build needed)."""
     backbone_type = case.model_config().model.backbone.type
-    cls = MODELS.get(backbone_type)
-    names = {c.__name__ for c in cls.__mro__}
-    assert names & (set(VIT_FACTS) | _facts_names()), backbone_type
-
-
-def _facts_names():
-    from mmcam_ext.resolvers.facts import FAMILY_FACTS
-    return set(FAMILY_FACTS)
+    names = {c.__name__ for c in MODELS.get(backbone_type).__mro__}
+    assert names & (set(VIT_FACTS) | set(FAMILY_FACTS)), backbone_type
 
 
 def test_find_resolver_is_not_generic_for_a_zoo_model():

@@ -1,4 +1,4 @@
-"""One cheap MMPretrain 1.2.0 zoo config per backbone family, with an input size.
+"""One cheap MMPretrain 1.2.0 zoo config per backbone family, with its input.
 
 Each case names the zoo entry (a model name from ``mmpretrain.list_models()``
 or a config path under MMPretrain's ``.mim/configs``), the smallest input the
@@ -23,6 +23,8 @@ class ZooCase:
     size: Tuple[int, int] = (96, 64)  # H != W: the map's aspect must follow
     overrides: Dict = field(default_factory=dict)
     in_channels: int = 3
+    # Re-draw weights so an untrained model keeps spatial detail (LeViT).
+    rescale_init: bool = False
 
     def model_config(self) -> Config:
         """The zoo config with the overrides merged in.
@@ -93,7 +95,7 @@ ZOO_CASES = [
     ZooCase('PoolFormer', 'poolformer-s12_3rdparty_32xb128_in1k'),
     ZooCase('TinyViT', 'tinyvit-5m_3rdparty_in1k', SQUARE),
     ZooCase('MobileViT', 'mobilevit-xxsmall_3rdparty_in1k'),
-    ZooCase('LeViT', 'levit-128s_3rdparty_in1k', SQUARE),
+    ZooCase('LeViT', 'levit-128s_3rdparty_in1k', SQUARE, rescale_init=True),
     ZooCase('Conformer', 'conformer-tiny-p16_3rdparty_in1k'),
     ZooCase('DaViT', 'davit-tiny_3rdparty_in1k', overrides=PAD),
     ZooCase('Vig', 'vig-tiny_3rdparty_in1k', SQUARE),
