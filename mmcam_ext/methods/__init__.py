@@ -4,7 +4,7 @@ from .base import (BaseCAMMethod, ExplainContext, FullMapMethod,
                    LayerMapMethod, build_method, eigen_projection,
                    method_names, normalize_name)
 from .grad_cam_lib import (FEM, AblationCAM, FinerCAM, FullGrad, KPCACAM,
-                           LibScoreCAM, RandomCAM, ShapleyCAM)
+                           LibScoreCAM, RandomCAM, SegEigenCAM, ShapleyCAM)
 from .gradient import (EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWise,
                        GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM)
 from .score_cam import ScoreCAM
@@ -14,6 +14,7 @@ __all__ = [
     'build_method', 'eigen_projection', 'method_names', 'normalize_name',
     'GradCAM', 'GradCAMPlusPlus', 'XGradCAM', 'HiResCAM', 'GradCAMElementWise',
     'LayerCAM', 'EigenCAM', 'EigenGradCAM', 'ScoreCAM', 'LibScoreCAM',
-    'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM', 'RandomCAM', 'FEM',
+    'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM',
+    'RandomCAM', 'FEM', 'SegEigenCAM',
     'AttentionRollout', 'GradAttention', 'AttentionRelevance'
 ]

@@ -173,6 +173,13 @@ class FEM(GradCamLibMethod):
 
 
 @CAM_METHODS.register_module()
+class SegEigenCAM(GradCamLibMethod):
+    """First principal component of |G|·A with sign correction."""
+    lib_name = 'SegEigenCAM'
+    aliases = ('seg_eigen_cam', )
+
+
+@CAM_METHODS.register_module()
 class FinerCAM(GradCamLibMethod):
     """Grad-CAM of the target logit minus its most similar classes.
 

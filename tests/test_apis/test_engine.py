@@ -281,7 +281,7 @@ def test_method_names_and_aliases():
 
 @pytest.mark.parametrize('method', [
     'ScoreCAM', 'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM',
-    'FinerCAM', 'RandomCAM', 'FEM'
+    'FinerCAM', 'RandomCAM', 'FEM', 'SegEigenCAM'
 ])
 def test_library_methods_on_cnn(method):
     torch.manual_seed(0)
