@@ -11,10 +11,14 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
 fi
 PY="${PYTHON:-python3}"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV" >&2
-PIP="$VENV/bin/python -m pip"
+pip_install() {
+  # This machine's pip.conf lists local indexes; drop their noise, keep errors.
+  "$VENV/bin/python" -m pip install -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
+}
+echo "Creating $VENV (torch 2.14.1 + pinned stack, a few minutes)..." >&2
 # torch and torchvision as an exact pair first, so nothing else resolves another torch.
-$PIP install -q "torch==2.14.1" "torchvision==0.29.1" >&2
-$PIP install -q -r "$ROOT/requirements.txt" "torch==2.14.1" "torchvision==0.29.1" >&2
-$PIP install -q --no-build-isolation --no-deps -e "$ROOT" >&2
+pip_install "torch==2.14.1" "torchvision==0.29.1"
+pip_install -r "$ROOT/requirements.txt" "torch==2.14.1" "torchvision==0.29.1"
+pip_install --no-build-isolation --no-deps -e "$ROOT"
 echo "$WANT" > "$STAMP"
 echo "$VENV"
