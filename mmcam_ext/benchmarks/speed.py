@@ -13,7 +13,7 @@ from torch import nn
 
 from ..apis.engine import CAMEngine
 from ..capture import LayerCapture, eval_mode, frozen_parameters
-from ..resolvers.base import classifier_logits, get_module
+from ..resolvers.base import ClassifierLogits, classifier_logits, get_module
 from .timing import interleaved_medians
 
 __all__ = [
@@ -48,17 +48,6 @@ SPEED_MODELS: Dict[str, ModelCase] = {
     'resnet18-64': ModelCase('ResNet-18@64', 'resnet18_8xb32_in1k', 64),
     'deit-tiny-64': ModelCase('DeiT-tiny@64', 'deit-tiny_4xb256_in1k', 64),
 }
-
-
-class _Logits(nn.Module):
-    """``x -> (B, num_classes)`` for pytorch-grad-cam."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return classifier_logits(self.model, x)
 
 
 def floor_pass(model: nn.Module, layers: Sequence[nn.Module],
@@ -135,7 +124,7 @@ class SpeedBench:
         if method not in self._pgc:
             import pytorch_grad_cam
             self._pgc[method] = getattr(pytorch_grad_cam, method)(
-                _Logits(self.model), self.layers,
+                ClassifierLogits(self.model), self.layers,
                 reshape_transform=self.fold)
         return self._pgc[method]
 

@@ -8,9 +8,9 @@ require grad, so these methods leave no parameter gradients behind.
 from typing import List
 
 import torch
-from torch import nn
 
 from ..registry import CAM_METHODS
+from ..resolvers.base import ClassifierLogits
 from .base import ExplainContext, FullMapMethod
 
 __all__ = [
@@ -19,16 +19,6 @@ __all__ = [
 ]
 
 
-class _Logits(nn.Module):
-    """Presents an MMPretrain classifier as ``x -> (B, num_classes)``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from ..resolvers.base import classifier_logits
-        return classifier_logits(self.model, x)
 
 
 class GradCamLibMethod(FullMapMethod):
@@ -44,7 +34,7 @@ class GradCamLibMethod(FullMapMethod):
     def build(self, ctx: ExplainContext):
         import pytorch_grad_cam
         cls = getattr(pytorch_grad_cam, self.lib_name)
-        return cls(_Logits(ctx.model), ctx.layers,
+        return cls(ClassifierLogits(ctx.model), ctx.layers,
                    reshape_transform=ctx.to_nchw)
 
     def make_targets(self, ctx: ExplainContext, k: int) -> List:
@@ -105,7 +95,7 @@ class AblationCAM(GradCamLibMethod):
         # tokens, so it does not depend on the token count or grid.
         tokens = ctx.spec.layout.kind != 'nchw'
         return pytorch_grad_cam.AblationCAM(
-            _Logits(ctx.model),
+            ClassifierLogits(ctx.model),
             ctx.layers,
             reshape_transform=ctx.to_nchw,
             ablation_layer=AblationLayerVit() if tokens else AblationLayer(),
@@ -120,7 +110,7 @@ class FullGrad(GradCamLibMethod):
 
     def build(self, ctx):
         import pytorch_grad_cam
-        return pytorch_grad_cam.FullGrad(_Logits(ctx.model), [])
+        return pytorch_grad_cam.FullGrad(ClassifierLogits(ctx.model), [])
 
 
 @CAM_METHODS.register_module()

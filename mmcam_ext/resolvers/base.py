@@ -20,6 +20,7 @@ from ..structures import TargetSpec, TokenLayout
 __all__ = [
     'BaseResolver', 'ForwardTrace', 'TracedModule', 'feature_root',
     'find_resolver', 'get_module', 'resolve_targets', 'classifier_logits',
+    'ClassifierLogits',
     'plausible_map'
 ]
 
@@ -146,6 +147,21 @@ def classifier_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         raise ValueError(f'Expected class scores of shape (B, num_classes), '
                          f'got {tuple(out.shape)}. Is this a classifier?')
     return out
+
+
+class ClassifierLogits(nn.Module):
+    """Presents an MMPretrain classifier as ``x -> (B, num_classes)``.
+
+    pytorch-grad-cam (and plain-torch references in tests and benchmarks)
+    expect a module whose output is the class scores.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return classifier_logits(self.model, x)
 
 
 def feature_root(model: nn.Module) -> Tuple[str, nn.Module]:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from mmcam_ext import CAMEngine
 from mmcam_ext.methods import build_method, method_names
-from mmcam_ext.resolvers import classifier_logits, get_module
+from mmcam_ext.resolvers import ClassifierLogits, classifier_logits, get_module
 from mmcam_ext.structures import TokenLayout
 from tests.conftest import build_classifier
 
@@ -29,16 +29,6 @@ def cnn():
 def vit():
     torch.manual_seed(0)
     return build_classifier(VIT)
-
-
-class _Logits(torch.nn.Module):
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return classifier_logits(self.model, x)
 
 
 def _vit_reshape(tensor, grid=(4, 5)):
@@ -89,7 +79,7 @@ def _reference_once(model, layer, x, targets, method, reshape=None, **kw):
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     cam = getattr(pgc, method)(
-        _Logits(model), [get_module(model, layer)], reshape_transform=reshape)
+        ClassifierLogits(model), [get_module(model, layer)], reshape_transform=reshape)
     try:
         return cam(x, [ClassifierOutputTarget(int(c)) for c in targets], **kw)
     finally:
@@ -302,7 +292,7 @@ def test_ablation_cam_on_tokens_matches_reference(vit):
     ours = CAMEngine(vit, [VIT_LAYER]).explain(
         x, ['ablationcam'], targets=[3]).maps['AblationCAM'][:, 0]
     cam = pgc.AblationCAM(
-        _Logits(vit), [get_module(vit, VIT_LAYER)],
+        ClassifierLogits(vit), [get_module(vit, VIT_LAYER)],
         reshape_transform=_vit_reshape,
         ablation_layer=AblationLayerVit())
     ref = cam(x, [ClassifierOutputTarget(3)])

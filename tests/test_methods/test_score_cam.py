@@ -5,20 +5,10 @@ import torch
 
 from mmcam_ext import CAMEngine
 from mmcam_ext.methods import ScoreCAM, build_method
-from mmcam_ext.resolvers import classifier_logits, get_module
+from mmcam_ext.resolvers import ClassifierLogits, classifier_logits, get_module
 from tests.conftest import build_classifier
 
 LAYER = 'backbone.layer2.1.conv2'  # 128 channels: quick
-
-
-class _Logits(torch.nn.Module):
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return classifier_logits(self.model, x)
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +20,7 @@ def cnn():
 def _reference(model, x, targets):
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    cam = pgc.ScoreCAM(_Logits(model), [get_module(model, LAYER)])
+    cam = pgc.ScoreCAM(ClassifierLogits(model), [get_module(model, LAYER)])
     cam.batch_size = 64
     try:
         return cam(x, [ClassifierOutputTarget(int(c)) for c in targets])
