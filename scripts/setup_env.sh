@@ -16,9 +16,12 @@ pip_install() {
   "$VENV/bin/python" -m pip install -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; } >&2
 }
 echo "Creating $VENV (torch 2.14.1 + pinned stack, a few minutes)..." >&2
-# torch and torchvision as an exact pair first, so nothing else resolves another torch.
-pip_install "torch==2.14.1" "torchvision==0.29.1"
-pip_install -r "$ROOT/requirements.txt" "torch==2.14.1" "torchvision==0.29.1"
+# torch and torchvision as an exact pair first (pins from requirements.txt),
+# so nothing else makes pip resolve another torch.
+TORCH_PINS=$(grep -E '^(torch|torchvision)==' "$ROOT/requirements.txt")
+# shellcheck disable=SC2086
+pip_install $TORCH_PINS
+pip_install -r "$ROOT/requirements.txt"
 pip_install --no-build-isolation --no-deps -e "$ROOT"
 echo "$WANT" > "$STAMP"
 echo "$VENV"
