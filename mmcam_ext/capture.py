@@ -47,9 +47,11 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 class LayerCapture:
     """Record target-layer outputs as graph leaves that require grad.
 
-    With all parameters frozen nothing before the target layer needs a graph,
-    so each output is detached and marked ``requires_grad``: backward from
-    the class scores ends exactly here. A clone travels on, so in-place ops
+    With all parameters frozen nothing before the first target layer needs a
+    graph, so its output is detached and marked ``requires_grad``: backward
+    from the class scores ends exactly there. Outputs that already require
+    grad (a later target layer, downstream of an earlier one) stay in the
+    graph. A clone travels on, so in-place ops
     after the layer (``ReLU(inplace=True)``) do not touch the leaf. If a layer
     runs several times, the last call wins.
     """
@@ -73,6 +75,13 @@ class LayerCapture:
                     f'Target layer {type(module).__name__} returns '
                     f'{type(output).__name__}, not a tensor; choose one of '
                     'its sub-layers as target layer.')
+            if output.requires_grad:
+                # An earlier target layer (or an input that needs a
+                # gradient) is upstream: cutting the graph here would leave
+                # that layer without gradient. Keep the graph; later
+                # in-place ops hit the clone.
+                self.outputs[index] = output
+                return output.clone()
             leaf = output.detach().requires_grad_(torch.is_grad_enabled())
             self.outputs[index] = leaf
             return leaf.clone() if leaf.requires_grad else output

@@ -127,9 +127,9 @@ class CAMResult:
     Attributes:
         maps: Per method, float32 ``(B, K, H, W)`` maps in ``[0, 1]`` at the
             input resolution, one per target ``K``.
-        raw_maps: Per method, signed maps before ReLU and normalisation at the
-            target layer's resolution ``(B, K, h, w)`` (averaged over layers),
-            for diverging visualisations.
+        raw_maps: Per method, signed maps before ReLU and normalisation,
+            resized to the input resolution ``(B, K, H, W)`` and averaged
+            over layers, for diverging visualisations.
         targets: ``(B, K)`` explained class indices.
         pred_labels: ``(B,)`` top-1 predictions.
         pred_scores: ``(B,)`` softmax score of the top-1 prediction.

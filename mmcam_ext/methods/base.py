@@ -9,7 +9,7 @@ Two kinds of method exist:
   and returns finished maps at input resolution.
 """
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
@@ -50,7 +50,6 @@ class ExplainContext:
     targets: torch.Tensor
     to_nchw: Callable[[torch.Tensor], torch.Tensor]
     logits: torch.Tensor
-    options: Dict = field(default_factory=dict)
 
 
 class BaseCAMMethod:
@@ -149,11 +148,3 @@ def build_method(name: str, **kwargs) -> BaseCAMMethod:
                        f'{", ".join(method_names())} (names are case- and '
                        'dash-insensitive; aliases such as gradcam++ work).')
     return cls(**kwargs)
-
-
-def split_methods(
-    methods: Sequence[BaseCAMMethod]
-) -> Tuple[List[LayerMapMethod], List[FullMapMethod]]:
-    layer = [m for m in methods if isinstance(m, LayerMapMethod)]
-    full = [m for m in methods if isinstance(m, FullMapMethod)]
-    return layer, full

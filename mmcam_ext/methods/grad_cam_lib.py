@@ -101,6 +101,24 @@ class AblationCAM(GradCamLibMethod):
             ablation_layer=AblationLayerVit() if tokens else AblationLayer(),
             batch_size=self.mask_batch_size)
 
+    def explain(self, ctx, k, aug_smooth, eigen_smooth):
+        """Put the target layers back even if a masked forward raises.
+
+        pytorch-grad-cam swaps each target layer for its ablation layer and
+        swaps it back without ``try/finally``; an error would leave the
+        model altered.
+        """
+        slots = []
+        for name in ctx.spec.layers:
+            parent_name, _, attr = name.rpartition('.')
+            parent = ctx.model.get_submodule(parent_name)
+            slots.append((parent, attr, parent._modules[attr]))
+        try:
+            return super().explain(ctx, k, aug_smooth, eigen_smooth)
+        finally:
+            for parent, attr, layer in slots:
+                parent._modules[attr] = layer
+
 
 @CAM_METHODS.register_module()
 class FullGrad(GradCamLibMethod):

@@ -14,6 +14,7 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
+from ..capture import eval_mode
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
 
@@ -63,15 +64,12 @@ class ForwardTrace:
         for name, module in model.named_modules():
             if name:
                 handles.append(module.register_forward_hook(make_hook(name)))
-        was_training = model.training
         try:
-            model.eval()
-            with torch.no_grad():
+            with eval_mode(model), torch.no_grad():
                 self.output = classifier_logits(model, inputs)
         finally:
             for handle in handles:
                 handle.remove()
-            model.train(was_training)
         self.input_hw = tuple(inputs.shape[-2:])
         self.batch = int(inputs.shape[0])
 

@@ -338,3 +338,87 @@ def test_eigen_projection_is_oriented_and_equals_full_svd():
     summed = summed - summed.mean(1, keepdim=True)
     corr = (torch.from_numpy(ours).flatten(1) * summed).sum(1)
     assert (corr >= 0).all()
+
+
+@pytest.mark.parametrize('layers', [
+    ['backbone.layer3', 'backbone.layer4'],  # one feeds the other
+    ['backbone.layer4.1.conv2', 'backbone.layer4'],  # nested
+])
+@pytest.mark.parametrize('method', ['GradCAM', 'GradCAMPlusPlus', 'LayerCAM'])
+def test_several_target_layers_match_pytorch_grad_cam(cnn, layers, method):
+    """Averaging over layers, with one layer upstream of the other."""
+    import pytorch_grad_cam as pgc
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    x = torch.randn(2, 3, 64, 64)
+    ours = CAMEngine(cnn, layers).explain(
+        x, [method], targets=[1, 2]).maps[method][:, 0]
+    cam = getattr(pgc, method)(ClassifierLogits(cnn),
+                               [get_module(cnn, n) for n in layers])
+    ref = cam(x, [ClassifierOutputTarget(1), ClassifierOutputTarget(2)])
+    cam.activations_and_grads.release()
+    cnn.zero_grad(set_to_none=True)
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def _lib_reference(model, method, x, preds):
+    """pytorch-grad-cam called directly, one target per sample."""
+    import pytorch_grad_cam as pgc
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    wrapped = ClassifierLogits(model)
+    layer = [get_module(model, 'backbone.layer4')]
+    if method == 'FullGrad':
+        cam = pgc.FullGrad(wrapped, [])
+    else:
+        cam = getattr(pgc, method.replace('KPCACAM', 'KPCA_CAM'))(wrapped,
+                                                                  layer)
+    targets = None if method == 'FinerCAM' else [
+        ClassifierOutputTarget(int(c)) for c in preds
+    ]
+    try:
+        np.random.seed(0)
+        return cam(x, targets)
+    finally:
+        getattr(cam, 'base_cam', cam).activations_and_grads.release()
+        model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize('method', [
+    'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM',
+    'RandomCAM', 'FEM', 'SegEigenCAM'
+])
+def test_library_methods_equal_pytorch_grad_cam(cnn, method):
+    """Same maps as the library itself, for every sample of the batch.
+
+    FinerCAM's reference picks its own targets (the prediction and its three
+    closest classes), which is what we explain for the predicted class.
+    """
+    # FEM keeps activations above mean + 2 std of each map: impossible on
+    # the 2x2 map of a 64 px input, so it gets a 4x4 map.
+    size = 128 if method == 'FEM' else 64
+    x = torch.randn(2, 3, size, size)
+    np.random.seed(0)
+    res = CAMEngine(cnn, ['backbone.layer4']).explain(x, [method])
+    ref = _lib_reference(cnn, method, x, res.targets[:, 0])
+    np.testing.assert_allclose(res.maps[method][:, 0], ref, atol=1e-4)
+    # Not vacuous: the maps are not blank. (On random weights a single
+    # sample's map may legitimately be all zero after the ReLU.)
+    assert np.ptp(res.maps[method]) > 0
+
+
+def test_ablation_cam_restores_layer_on_error(cnn):
+    layer = get_module(cnn, 'backbone.layer4')
+    calls = {'n': 0}
+
+    def fail_late(module, args, output):
+        calls['n'] += 1
+        if calls['n'] > 3:
+            raise RuntimeError('boom')
+
+    handle = cnn.head.register_forward_hook(fail_late)
+    try:
+        with pytest.raises(RuntimeError, match='boom'):
+            CAMEngine(cnn, ['backbone.layer4']).explain(
+                torch.randn(1, 3, 64, 64), ['ablationcam'])
+    finally:
+        handle.remove()
+    assert get_module(cnn, 'backbone.layer4') is layer

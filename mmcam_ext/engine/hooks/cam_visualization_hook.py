@@ -14,9 +14,12 @@ explains its shard; the index is merged on rank 0).
 """
 import logging
 import math
+import random
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import (Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple,
+                    Union)
 
 import numpy as np
 import torch
@@ -269,7 +272,7 @@ class CAMVisualizationHook(Hook):
         rows = [i for i, _ in picks]
         targets = np.array([[self._target(outputs[i], kind)
                              for kind in self.kinds] for i in rows])
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _python_numpy_rng_kept():
             inputs = model.data_preprocessor(data_batch, False)['inputs']
             result = self._get_engine(model).explain(
                 inputs[rows],
@@ -417,3 +420,19 @@ def _label(sample, key: str, default: Optional[int] = None) -> Optional[int]:
 def _score(sample, pred: int, default: float) -> float:
     scores = sample.get('pred_score')
     return float(scores[pred]) if scores is not None else default
+
+
+@contextmanager
+def _python_numpy_rng_kept() -> Iterator[None]:
+    """Restore Python's and NumPy's global RNG state after the CAM work.
+
+    Some methods draw from them (RandomCAM uses ``np.random``); the data
+    pipeline's augmentations draw from the same streams, so the run must not
+    see them move.
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
