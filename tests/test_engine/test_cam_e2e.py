@@ -119,7 +119,7 @@ def test_train_then_validate_with_hook(arch, cache, tmp_path,
                                            None)).val()
     assert metrics_on == metrics_off
 
-    folder = Path(runner.work_dir, 'cam', 'val')
+    folder = Path(runner.work_dir, 'cam', f'val_{runner.timestamp}')
     dataset = runner.val_dataloader.dataset
     rows = read_index(folder)
     assert sorted({r['dataset_index'] for r in rows}) == list(
@@ -144,7 +144,7 @@ def test_train_then_validate_with_hook(arch, cache, tmp_path,
     result = _torchrun(dist_cfg, tmp_path)
     assert result['world_size'] == 2
     assert result['metrics'] == metrics_on
-    dist_folder = Path(dist_cfg.work_dir, 'cam', 'val')
+    dist_folder, = Path(dist_cfg.work_dir, 'cam').glob('val_*')
     dist_rows = read_index(dist_folder)
     assert {r['rank'] for r in dist_rows} == {0, 1}
     assert sorted((r['dataset_index'], r['method']) for r in dist_rows) == \

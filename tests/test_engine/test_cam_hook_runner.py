@@ -40,7 +40,7 @@ def test_val_dump_matches_dataset(tmp_path):
     hook = dict(HOOK, samples=dict(mode='all'), output=dict(save_raw=True))
     runner, _ = _run_val(tmp_path, hook)
     folder, = _dump_dirs(runner)
-    assert folder.name == 'val'  # val-only run: no train step
+    assert folder.name == f'val_{runner.timestamp}'  # val-only: no step
     rows = read_index(folder)
     dataset = runner.val_dataloader.dataset
     assert len(rows) == len(dataset) * 2  # two methods
@@ -115,9 +115,15 @@ def test_csv_index_and_test_phase(tmp_path):
     assert not Path(runner.work_dir, 'cam').exists()  # val not selected
     runner.test()
     folder, = _dump_dirs(runner)
-    assert folder.name == 'test'
+    assert folder.name == f'test_{runner.timestamp}'
     rows = read_index(folder)
     assert [int(r['dataset_index']) for r in rows] == list(range(8))
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    runner.test()  # a second test run never overwrites the first dump
+    first, second = _dump_dirs(runner)
+    assert (first, second.name) == (folder, f'test_{runner.timestamp}_2')
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+    assert len(read_index(second)) == len(rows)
 
 
 def test_hook_leaves_model_alone_and_removes_torch_hooks(tmp_path):

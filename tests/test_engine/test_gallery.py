@@ -61,7 +61,7 @@ def _dump(tmp_path):
                 target='both', samples=dict(mode='all'))
     runner = Runner.from_cfg(tiny_cfg(tmp_path, hook=hook))
     runner.val()
-    return Path(runner.work_dir, 'cam', 'val')
+    return Path(runner.work_dir, 'cam', f'val_{runner.timestamp}')
 
 
 def _chromium(args, tmp_path):

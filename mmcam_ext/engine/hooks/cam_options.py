@@ -70,7 +70,8 @@ class DumpOptions:
     Args:
         out_dir: Folder under the runner's ``work_dir`` (or absolute); each
             evaluation writes into its own sub-folder ``<phase>_epoch_<n>``,
-            ``<phase>_iter_<n>`` or ``test``.
+            ``<phase>_iter_<n>`` or, for test and val-only runs,
+            ``<phase>_<timestamp>``.
         save_raw: Also save each map as ``.npy`` (float32 ``H x W``), for
             scoring CAMs later without re-running the model.
         index_format: ``'json'`` or ``'csv'``.

@@ -162,7 +162,7 @@ class CAMVisualizationHook(Hook):
         dataloader = loop.dataloader
         dataset = dataloader.dataset
         rank, world_size = get_dist_info()
-        step, label = self._step(runner, phase)
+        step, label = self._step(runner, phase, self._evals[phase])
         classes = dataset.metainfo.get('classes')
         self._state = _EvalState(
             phase=phase,
@@ -179,16 +179,21 @@ class CAMVisualizationHook(Hook):
         self._state.folder.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def _step(runner, phase: str) -> Tuple[int, str]:
+    def _step(runner, phase: str, count: int) -> Tuple[int, str]:
         """Backend step and folder name: epoch or iteration of training.
 
         ``runner._train_loop`` is read instead of ``runner.train_loop``
         because the property *builds* a configured train loop (and its
-        dataloader) even in a validation-only run.
+        dataloader) even in a validation-only run. Test and val-only runs
+        have no training step, so their folder carries the run's timestamp
+        (the same on every rank: MMEngine broadcasts it) and this hook's
+        evaluation count: a second run in the same work dir never
+        overwrites the first one's dump.
         """
         loop = runner._train_loop
         if phase == 'test' or not isinstance(loop, BaseLoop):
-            return 0, phase
+            suffix = f'_{count}' if count > 1 else ''
+            return 0, f'{phase}_{runner.timestamp}{suffix}'
         if isinstance(loop, EpochBasedTrainLoop):
             return runner.epoch, f'{phase}_epoch_{runner.epoch}'
         return runner.iter, f'{phase}_iter_{runner.iter}'
