@@ -7,6 +7,7 @@ resolver. Resolvers see a :class:`ForwardTrace` of the model on the actual
 input, so they choose among layers that really run on it, in execution order.
 """
 import difflib
+import inspect
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -129,10 +130,7 @@ def classifier_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     (Conformer's conv and transformer heads) are summed, as their
     ``predict`` does.
     """
-    try:
-        out = model(inputs, mode='tensor')
-    except TypeError:
-        out = model(inputs)
+    out = model(inputs, mode='tensor') if _takes_mode(model) else model(inputs)
     if isinstance(out, (tuple, list)):
         tensors = [o for o in out if isinstance(o, torch.Tensor)]
         if not tensors:
@@ -160,6 +158,18 @@ class ClassifierLogits(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return classifier_logits(self.model, x)
+
+
+def _takes_mode(model: nn.Module) -> bool:
+    """Whether ``model.forward`` has MMPretrain's ``mode`` argument.
+
+    Asked up front rather than by catching ``TypeError``, which would also
+    catch an error raised inside the forward and run it a second time.
+    """
+    try:
+        return 'mode' in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def feature_root(model: nn.Module) -> Tuple[str, nn.Module]:
