@@ -8,7 +8,9 @@ from ..structures import TargetSpec, TokenLayout
 from .base import BaseResolver, ForwardTrace, feature_root, plausible_map
 from .facts import FAMILY_FACTS, TIMM_CNNS, Facts, find_facts
 
-__all__ = ['FamilyResolver', 'expand_path', 'first_path_that_ran']
+__all__ = [
+    'FamilyResolver', 'expand_path', 'facts_layout', 'first_path_that_ran'
+]
 
 
 def expand_path(model: nn.Module, prefix: str, path: str) -> Optional[str]:
@@ -105,8 +107,19 @@ class FamilyResolver(BaseResolver):
     @staticmethod
     def _layout(model: nn.Module, prefix: str, root: nn.Module,
                 facts: Facts) -> TokenLayout:
-        extra = facts.extra
-        if extra is None:
-            extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
-        grid = expand_path(model, prefix, facts.grid) if facts.grid else None
-        return TokenLayout(facts.kind, extra, grid)
+        return facts_layout(model, prefix, root, facts.kind, facts.extra,
+                            facts.grid)
+
+
+def facts_layout(model: nn.Module, prefix: str, root: nn.Module, kind: str,
+                 extra: Optional[int], grid: Optional[str]) -> TokenLayout:
+    """The layout a facts row describes, for this model.
+
+    ``extra=None`` means "read ``num_extra_tokens`` from the backbone";
+    ``grid`` is a path (relative to ``prefix``) to the module reporting the
+    patch grid.
+    """
+    if extra is None:
+        extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
+    source = expand_path(model, prefix, grid) if grid else None
+    return TokenLayout(kind, extra, source)

@@ -6,7 +6,7 @@ from torch import nn
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
 from .base import BaseResolver, ForwardTrace, feature_root
-from .family import expand_path, first_path_that_ran
+from .family import facts_layout, first_path_that_ran
 
 __all__ = [
     'ClsTokenViTResolver', 'TimmViTResolver', 'ViTFacts', 'VIT_FACTS'
@@ -90,11 +90,8 @@ class ClsTokenViTResolver(BaseResolver):
     @staticmethod
     def _layout(model: nn.Module, prefix: str, root: nn.Module,
                 facts: ViTFacts) -> TokenLayout:
-        extra = facts.extra
-        if extra is None:
-            extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
-        grid = expand_path(model, prefix, facts.grid) if facts.grid else None
-        return TokenLayout('tokens', extra, grid)
+        return facts_layout(model, prefix, root, 'tokens', facts.extra,
+                            facts.grid)
 
     @staticmethod
     def _facts(root: nn.Module) -> ViTFacts:
