@@ -1,12 +1,6 @@
-# ResNet-50 with CAMs of the first validation/test samples at every evaluation.
-# Only the plugin lines are added to MMPretrain's recipe; the target layer is
-# chosen by mmcam_ext's resolver (logged at the first evaluation).
-_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
-
-custom_imports = dict(imports=['mmcam_ext'], allow_failed_imports=False)
-custom_hooks = [
-    dict(
-        type='CAMVisualizationHook',
-        methods=['gradcam'],
-        samples=dict(mode='first', num=16)),
+# ResNet-50 with Grad-CAMs of the first 16 validation/test samples at every
+# evaluation: MMPretrain's recipe plus the plugin lines of _base_/cam_plugin.py.
+_base_ = [
+    'mmpretrain::resnet/resnet50_8xb32_in1k.py',
+    './_base_/cam_plugin.py',
 ]

@@ -1,12 +1,6 @@
-# Swin-T (no extra tokens) with CAMs of the first validation/test samples at every evaluation.
-# Only the plugin lines are added to MMPretrain's recipe; the target layer is
-# chosen by mmcam_ext's resolver (logged at the first evaluation).
-_base_ = 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py'
-
-custom_imports = dict(imports=['mmcam_ext'], allow_failed_imports=False)
-custom_hooks = [
-    dict(
-        type='CAMVisualizationHook',
-        methods=['gradcam'],
-        samples=dict(mode='first', num=16)),
+# Swin-T (no extra tokens) with Grad-CAMs of the first 16 validation/test samples at every
+# evaluation: MMPretrain's recipe plus the plugin lines of _base_/cam_plugin.py.
+_base_ = [
+    'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py',
+    './_base_/cam_plugin.py',
 ]

@@ -1,12 +1,6 @@
-# ViT-B/16 (cls token) with CAMs of the first validation/test samples at every evaluation.
-# Only the plugin lines are added to MMPretrain's recipe; the target layer is
-# chosen by mmcam_ext's resolver (logged at the first evaluation).
-_base_ = 'mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k.py'
-
-custom_imports = dict(imports=['mmcam_ext'], allow_failed_imports=False)
-custom_hooks = [
-    dict(
-        type='CAMVisualizationHook',
-        methods=['gradcam'],
-        samples=dict(mode='first', num=16)),
+# ViT-B/16 (cls token) with Grad-CAMs of the first 16 validation/test samples at every
+# evaluation: MMPretrain's recipe plus the plugin lines of _base_/cam_plugin.py.
+_base_ = [
+    'mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k.py',
+    './_base_/cam_plugin.py',
 ]

@@ -30,6 +30,7 @@ MMEngine's own ``load_checkpoint``, ``runner.load_checkpoint``/``resume`` and
 :func:`load_checkpoint` adds errors that name the file and, for a refused
 payload, the forbidden global.
 """
+
 import _compat_pickle
 import inspect
 import os
@@ -44,21 +45,19 @@ from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from torch import nn
 
+from .errors import CheckpointError, UnsafeCheckpointError
+
 __all__ = [
-    'CheckpointError', 'UnsafeCheckpointError', 'SAFE_GLOBALS',
-    'history_buffer_getattr', 'register_safe_globals', 'load_checkpoint',
-    'forbidden_globals'
+    'CheckpointError',
+    'UnsafeCheckpointError',
+    'SAFE_GLOBALS',
+    'history_buffer_getattr',
+    'register_safe_globals',
+    'load_checkpoint',
+    'forbidden_globals',
 ]
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, unreadable or holds no state dict."""
-
-
-class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
-    """A checkpoint references a global that could run code on load."""
 
 
 def history_buffer_getattr(obj: Any, name: str) -> Callable:
@@ -78,7 +77,8 @@ def history_buffer_getattr(obj: Any, name: str) -> Callable:
         raise pickle.UnpicklingError(
             f'Refused GLOBAL builtins.getattr on {obj!r}, {name!r}: while '
             'loading a checkpoint only public methods of mmengine '
-            'HistoryBuffer may be fetched.')
+            'HistoryBuffer may be fetched.'
+        )
     return member
 
 
@@ -96,7 +96,8 @@ def _numpy_dtype_classes() -> List[type]:
     module = getattr(np, 'dtypes', None)
     classes = vars(module).values() if module is not None else ()
     return [
-        c for c in classes
+        c
+        for c in classes
         if inspect.isclass(c) and issubclass(c, np.dtype) and c is not np.dtype
     ]
 
@@ -109,8 +110,9 @@ def _safe_globals() -> List[SafeGlobal]:
         (np.dtype, 'numpy.dtype'),
         (history_buffer_getattr, 'builtins.getattr'),
     ]
-    entries += [(cls, f'numpy.dtypes.{cls.__name__}')
-                for cls in _numpy_dtype_classes()]
+    entries += [
+        (cls, f'numpy.dtypes.{cls.__name__}') for cls in _numpy_dtype_classes()
+    ]
     for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         entries.append((multiarray._reconstruct, f'{module}._reconstruct'))
         entries.append((multiarray.scalar, f'{module}.scalar'))
@@ -132,8 +134,9 @@ def register_safe_globals() -> None:
         torch.serialization.add_safe_globals(missing)
 
 
-def forbidden_globals(path: str,
-                      error: Optional[BaseException] = None) -> List[str]:
+def forbidden_globals(
+    path: str, error: Optional[BaseException] = None
+) -> List[str]:
     """Globals in a checkpoint that the restricted unpickler refuses.
 
     Reads the pickle statically (nothing is executed). Falls back to the
@@ -179,7 +182,8 @@ def _read(path: str, map_location: Any) -> Any:
                 'allow-list and could run code when unpickled. Nothing from '
                 'it was executed. Only load it if you trust its source and '
                 'the global is a plain data type; then allow-list it with '
-                'torch.serialization.add_safe_globals.') from err
+                'torch.serialization.add_safe_globals.'
+            ) from err
         raise _not_a_checkpoint(path, err) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise _not_a_checkpoint(path, err) from err
@@ -192,13 +196,16 @@ def _not_a_checkpoint(path: str, err: BaseException) -> CheckpointError:
     reason = core.group(1).strip() if core else reason
     return CheckpointError(
         f'{path!r} is not a readable PyTorch checkpoint (corrupt, truncated '
-        f'or another file type): {reason}')
+        f'or another file type): {reason}'
+    )
 
 
-def load_checkpoint(model: nn.Module,
-                    path: str,
-                    map_location: Any = 'cpu',
-                    strict: bool = False) -> Dict[str, Any]:
+def load_checkpoint(
+    model: nn.Module,
+    path: str,
+    map_location: Any = 'cpu',
+    strict: bool = False,
+) -> Dict[str, Any]:
     """Load a checkpoint into ``model`` without ever unpickling code.
 
     Accepts MMEngine checkpoints (``{'state_dict': ..., 'meta': ...}``) and
@@ -220,21 +227,26 @@ def load_checkpoint(model: nn.Module,
         UnsafeCheckpointError: The file references a forbidden global.
     """
     checkpoint = _read(path, map_location)
-    state = checkpoint.get('state_dict', checkpoint) \
-        if isinstance(checkpoint, dict) else None
+    state = (
+        checkpoint.get('state_dict', checkpoint)
+        if isinstance(checkpoint, dict)
+        else None
+    )
     if not isinstance(state, dict) or not any(
-            isinstance(v, torch.Tensor) for v in state.values()):
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
         raise CheckpointError(
             f'{path!r} loads, but holds no state dict of tensors (got '
             f'{type(checkpoint).__name__}); expected a dict of tensors or '
-            "{'state_dict': {...}}.")
+            "{'state_dict': {...}}."
+        )
     model = getattr(model, 'module', model)
     try:
         _load_checkpoint_to_model(model, checkpoint, strict=strict)
     except RuntimeError as err:
         raise CheckpointError(
-            f'Weights in {path!r} do not fit {type(model).__name__}: '
-            f'{err}') from err
+            f'Weights in {path!r} do not fit {type(model).__name__}: {err}'
+        ) from err
     print_log(f'Loaded checkpoint {path}', logger='current')
     return checkpoint
 

@@ -9,6 +9,7 @@ MMPretrain's own registries, and the two kinds MMPretrain has no registry for
 (target-layer resolvers and CAM methods) get registries of their own, with
 ``locations`` so that building by name imports the defining modules lazily.
 """
+
 from mmengine.registry import Registry
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmpretrain.registry import VISUALIZERS as MMPRETRAIN_VISUALIZERS

@@ -3,6 +3,7 @@
 The token layout and the real patch grid travel together in one object so
 that no code ever has to guess a grid with ``sqrt(L)``.
 """
+
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -31,6 +32,7 @@ class TokenLayout:
             input size and the token count (see :func:`solve_grid`).
         channels_first_tokens: ``(B, C, L)`` instead of ``(B, L, C)``.
     """
+
     kind: str = 'nchw'
     num_extra_tokens: int = 0
     grid_source: Optional[str] = None
@@ -38,14 +40,18 @@ class TokenLayout:
 
     def __post_init__(self) -> None:
         if self.kind not in LAYOUT_KINDS:
-            raise ValueError(f'Unknown layout kind {self.kind!r}; choose from '
-                             f'{LAYOUT_KINDS}.')
+            raise ValueError(
+                f'Unknown layout kind {self.kind!r}; choose from '
+                f'{LAYOUT_KINDS}.'
+            )
         if self.num_extra_tokens < 0:
-            raise ValueError('num_extra_tokens must be >= 0, got '
-                             f'{self.num_extra_tokens}.')
+            raise ValueError(
+                f'num_extra_tokens must be >= 0, got {self.num_extra_tokens}.'
+            )
 
-    def to_nchw(self, x: torch.Tensor, grid: Optional[Grid],
-                input_hw: Grid) -> torch.Tensor:
+    def to_nchw(
+        self, x: torch.Tensor, grid: Optional[Grid], input_hw: Grid
+    ) -> torch.Tensor:
         """Rearrange a layer output into ``(B, C, h, w)``.
 
         Args:
@@ -57,18 +63,22 @@ class TokenLayout:
         if self.kind == 'nchw':
             if x.ndim != 4:
                 raise ValueError(
-                    f'Target layer output has shape {tuple(x.shape)}, expected '
-                    'a (B, C, H, W) feature map. Pick a spatial layer with '
-                    '--target-layers (see --preview-model).')
+                    f'Target layer output has shape {tuple(x.shape)}, '
+                    'expected a (B, C, H, W) feature map. Pick a spatial '
+                    'layer as target_layers.'
+                )
             return x
         if self.kind == 'nhwc':
             if x.ndim != 4:
-                raise ValueError(f'Expected a channels-last (B, H, W, C) map, '
-                                 f'got shape {tuple(x.shape)}.')
+                raise ValueError(
+                    f'Expected a channels-last (B, H, W, C) map, '
+                    f'got shape {tuple(x.shape)}.'
+                )
             return x.permute(0, 3, 1, 2)
         if x.ndim != 3:
-            raise ValueError(f'Expected tokens (B, L, C), got shape '
-                             f'{tuple(x.shape)}.')
+            raise ValueError(
+                f'Expected tokens (B, L, C), got shape {tuple(x.shape)}.'
+            )
         if self.channels_first_tokens:
             x = x.transpose(1, 2)
         n_tokens = x.shape[1]
@@ -78,13 +88,16 @@ class TokenLayout:
         if grid[0] * grid[1] != n_patch:
             raise ValueError(
                 f'The target layer has {n_tokens} tokens; minus '
-                f'{self.num_extra_tokens} extra token(s) that leaves {n_patch}, '
+                f'{self.num_extra_tokens} extra token(s) that leaves '
+                f'{n_patch}, '
                 f'but the patch grid of this input is {grid[0]}x{grid[1]} = '
-                f'{grid[0] * grid[1]}. Check --num-extra-tokens (expected '
-                f'{n_tokens - grid[0] * grid[1]} here) or the target layer.')
-        x = x[:, self.num_extra_tokens:, :]
-        return x.reshape(x.shape[0], grid[0], grid[1],
-                         x.shape[2]).permute(0, 3, 1, 2)
+                f'{grid[0] * grid[1]}. Check num_extra_tokens (expected '
+                f'{n_tokens - grid[0] * grid[1]} here) or the target layer.'
+            )
+        x = x[:, self.num_extra_tokens :, :]
+        return x.reshape(x.shape[0], grid[0], grid[1], x.shape[2]).permute(
+            0, 3, 1, 2
+        )
 
 
 def solve_grid(n_patch: int, input_hw: Grid) -> Grid:
@@ -96,14 +109,17 @@ def solve_grid(n_patch: int, input_hw: Grid) -> Grid:
     """
     height, width = input_hw
     for stride in range(1, max(height, width) + 1):
-        for rnd in (lambda a: -(-a // stride), lambda a: a // stride):
-            h, w = rnd(height), rnd(width)
+        for h, w in (
+            (-(-height // stride), -(-width // stride)),
+            (height // stride, width // stride),
+        ):
             if h * w == n_patch and h > 0 and w > 0:
                 return h, w
     raise ValueError(
         f'Cannot fold {n_patch} patch tokens onto a grid for a '
         f'{height}x{width} input: no integer stride gives that many tokens. '
-        'Check num_extra_tokens.')
+        'Check num_extra_tokens.'
+    )
 
 
 @dataclass
@@ -115,6 +131,7 @@ class TargetSpec:
         layout: How the outputs of those layers are laid out.
         reason: One line saying why these layers; logged for the user.
     """
+
     layers: List[str]
     layout: TokenLayout = field(default_factory=TokenLayout)
     reason: str = ''
@@ -136,6 +153,7 @@ class CAMResult:
         target_scores: ``(B, K)`` softmax score of each explained class.
         target_layers: Names of the layers used.
     """
+
     maps: Dict[str, np.ndarray]
     targets: np.ndarray
     pred_labels: np.ndarray

@@ -4,6 +4,7 @@ The Runner checkpoint is real: a tiny MMPretrain ``ImageClassifier`` trained
 for one iteration (with a validation round, so ``save_best`` writes a second
 file) by MMEngine's Runner on 16 generated images.
 """
+
 import copy
 import glob
 import os
@@ -22,25 +23,29 @@ from mmpretrain.structures import DataSample
 from torch.utils.data import Dataset
 
 import mmcam_ext  # noqa: F401  (registers the allow-list on import)
-from mmcam_ext.checkpoint import (SAFE_GLOBALS, CheckpointError,
-                                  UnsafeCheckpointError, load_checkpoint)
+from mmcam_ext.checkpoint import (
+    SAFE_GLOBALS,
+    CheckpointError,
+    UnsafeCheckpointError,
+    load_checkpoint,
+)
 
-TINY_MODEL = dict(type='ImageClassifier',
-                  backbone=dict(type='ResNet',
-                                depth=18,
-                                stem_channels=8,
-                                base_channels=8,
-                                num_stages=2,
-                                out_indices=(1, ),
-                                strides=(1, 2),
-                                dilations=(1, 1)),
-                  neck=dict(type='GlobalAveragePooling'),
-                  head=dict(type='LinearClsHead',
-                            num_classes=2,
-                            in_channels=16),
-                  data_preprocessor=dict(num_classes=2,
-                                         mean=[128.] * 3,
-                                         std=[64.] * 3))
+TINY_MODEL = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='ResNet',
+        depth=18,
+        stem_channels=8,
+        base_channels=8,
+        num_stages=2,
+        out_indices=(1,),
+        strides=(1, 2),
+        dilations=(1, 1),
+    ),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=2, in_channels=16),
+    data_preprocessor=dict(num_classes=2, mean=[128.0] * 3, std=[64.0] * 3),
+)
 
 
 def build_tiny(cfg: dict = TINY_MODEL) -> torch.nn.Module:
@@ -49,6 +54,7 @@ def build_tiny(cfg: dict = TINY_MODEL) -> torch.nn.Module:
 
 class RandomImages(Dataset):
     """16 seeded random 32x32 uint8 images with labels 0/1."""
+
     metainfo = dict(classes=('even', 'odd'))
 
     def __len__(self) -> int:
@@ -56,10 +62,9 @@ class RandomImages(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         gen = torch.Generator().manual_seed(i)
-        img = torch.randint(0,
-                            256, (3, 32, 32),
-                            generator=gen,
-                            dtype=torch.uint8)
+        img = torch.randint(
+            0, 256, (3, 32, 32), generator=gen, dtype=torch.uint8
+        )
         return dict(inputs=img, data_samples=DataSample().set_gt_label(i % 2))
 
 
@@ -67,29 +72,38 @@ class RandomImages(Dataset):
 def runner_ckpts(tmp_path_factory) -> dict:
     """Train one iteration with the Runner; return its checkpoint paths."""
     work_dir = str(tmp_path_factory.mktemp('runner'))
-    loader = dict(dataset=RandomImages(),
-                  batch_size=8,
-                  sampler=dict(type='DefaultSampler', shuffle=False),
-                  collate_fn=dict(type='default_collate'))
+    loader = dict(
+        dataset=RandomImages(),
+        batch_size=8,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='default_collate'),
+    )
     runner = Runner(
         model=TINY_MODEL,
         work_dir=work_dir,
         default_scope='mmpretrain',
         train_dataloader=loader,
         val_dataloader=loader,
-        val_evaluator=dict(type='Accuracy', topk=(1, )),
+        val_evaluator=dict(type='Accuracy', topk=(1,)),
         val_cfg=dict(),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
         train_cfg=dict(by_epoch=False, max_iters=1, val_interval=1),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                           interval=1,
-                                           by_epoch=False,
-                                           save_best='accuracy/top1')),
-        log_level='WARNING')
+        default_hooks=dict(
+            checkpoint=dict(
+                type='CheckpointHook',
+                interval=1,
+                by_epoch=False,
+                save_best='accuracy/top1',
+            )
+        ),
+        log_level='WARNING',
+    )
     runner.train()
-    return dict(last=os.path.join(work_dir, 'iter_1.pth'),
-                best=glob.glob(os.path.join(work_dir, 'best_*.pth'))[0],
-                model=runner.model)
+    return dict(
+        last=os.path.join(work_dir, 'iter_1.pth'),
+        best=glob.glob(os.path.join(work_dir, 'best_*.pth'))[0],
+        model=runner.model,
+    )
 
 
 @pytest.fixture
@@ -102,15 +116,18 @@ def without_allow_list():
 
 
 @pytest.mark.parametrize('which', ['last', 'best'])
-def test_runner_checkpoint_needs_allow_list(runner_ckpts, which,
-                                            without_allow_list):
+def test_runner_checkpoint_needs_allow_list(
+    runner_ckpts, which, without_allow_list
+):
     # Without our allow-list torch refuses it: proves the file really holds
     # the Runner's non-tensor types and that weights_only is on by default.
     with pytest.raises(pickle.UnpicklingError):
         torch.load(runner_ckpts[which], weights_only=True)
     found = set(
         torch.serialization.get_unsafe_globals_in_checkpoint(
-            runner_ckpts[which]))
+            runner_ckpts[which]
+        )
+    )
     assert 'mmengine.logging.history_buffer.HistoryBuffer' in found
     allowed = {name for _, name in SAFE_GLOBALS}
     assert found <= allowed, f'not allow-listed: {found - allowed}'
@@ -154,9 +171,10 @@ def test_wrapper_loads_strictly_with_weights_only(runner_ckpts, monkeypatch):
 
 
 def test_wrapper_strict_mismatch_names_file(runner_ckpts):
-    other = dict(TINY_MODEL,
-                 head=dict(type='LinearClsHead', num_classes=3,
-                           in_channels=16))
+    other = dict(
+        TINY_MODEL,
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=16),
+    )
     with pytest.raises(CheckpointError, match='iter_1.pth'):
         load_checkpoint(build_tiny(other), runner_ckpts['last'], strict=True)
 
@@ -179,21 +197,21 @@ def _payloads(marker: str) -> dict:
     }
 
 
-@pytest.mark.parametrize('forbidden',
-                         ['posix.system', 'builtins.exec', 'subprocess.Popen'])
+@pytest.mark.parametrize(
+    'forbidden', ['posix.system', 'builtins.exec', 'subprocess.Popen']
+)
 @pytest.mark.parametrize('zip_format', [True, False])
 def test_malicious_checkpoint_refused(tmp_path, forbidden, zip_format):
     marker = str(tmp_path / 'pwned')
     path = str(tmp_path / 'evil.pth')
     torch.save(
         {
-            'state_dict': {
-                'w': torch.ones(2)
-            },
-            'meta': _payloads(marker)[forbidden]
+            'state_dict': {'w': torch.ones(2)},
+            'meta': _payloads(marker)[forbidden],
         },
         path,
-        _use_new_zipfile_serialization=zip_format)
+        _use_new_zipfile_serialization=zip_format,
+    )
     with pytest.raises(UnsafeCheckpointError) as err:
         load_checkpoint(torch.nn.Linear(2, 1), path)
     assert forbidden in str(err.value) and path in str(err.value)
@@ -210,10 +228,10 @@ def test_getattr_chain_refused(tmp_path):
     torch.save(
         {
             'x': _Payload(getattr, np.ndarray, '__class__'),
-            'state_dict': {
-                'w': torch.ones(1)
-            }
-        }, path)
+            'state_dict': {'w': torch.ones(1)},
+        },
+        path,
+    )
     with pytest.raises(UnsafeCheckpointError, match='builtins.getattr'):
         load_checkpoint(torch.nn.Linear(1, 1), path)
     hb_path = str(tmp_path / 'hb.pth')
@@ -229,7 +247,8 @@ def test_missing_file_names_path(tmp_path):
 
 
 @pytest.mark.parametrize(
-    'content', [b'', b'not a checkpoint at all', b'PK\x03\x04truncated-zip'])
+    'content', [b'', b'not a checkpoint at all', b'PK\x03\x04truncated-zip']
+)
 def test_corrupt_file_names_path(tmp_path, content):
     path = tmp_path / 'broken.pth'
     path.write_bytes(content)

@@ -10,44 +10,77 @@ Examples:
     python tools/benchmark.py --quick         # about two minutes
     python tools/benchmark.py --sections speed memory
 """
+
 import argparse
 import os
 import os.path as osp
 import sys
+from pathlib import Path
 from typing import List, Optional
 
-from mmcam_ext.benchmarks import (SECTIONS, SPEED_MODELS, full_settings,
-                                  quick_settings, run_benchmark)
+# benchmarks/ lives next to tools/ in the repository (not in the package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import (
+    SECTIONS,
+    SPEED_MODELS,
+    full_settings,
+    quick_settings,
+    run_benchmark,
+)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true',
-                        help='Small settings, about two minutes')
-    parser.add_argument('--sections', nargs='+', choices=SECTIONS,
-                        default=list(SECTIONS), help='What to measure')
-    parser.add_argument('--vit-b', action='store_true',
-                        help='Add ViT-B/16 to the floor-ratio and memory rows')
-    parser.add_argument('--models', nargs='+', choices=sorted(SPEED_MODELS),
-                        help='Models of the speed and memory rows (default: '
-                        'ResNet-50 and DeiT-tiny)')
-    parser.add_argument('--device', default=None,
-                        help='cpu or cuda; default: cuda when present')
-    parser.add_argument('--work-dir', default=osp.join('work_dirs',
-                                                       'benchmark'),
-                        help='Caches (trained models, demo assets)')
-    parser.add_argument('--out-dir', default=None,
-                        help='Markdown + PNG; default: --work-dir')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='Small settings, about two minutes',
+    )
+    parser.add_argument(
+        '--sections',
+        nargs='+',
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help='What to measure',
+    )
+    parser.add_argument(
+        '--vit-b',
+        action='store_true',
+        help='Add ViT-B/16 to the floor-ratio and memory rows',
+    )
+    parser.add_argument(
+        '--models',
+        nargs='+',
+        choices=sorted(SPEED_MODELS),
+        help='Models of the speed and memory rows (default: '
+        'ResNet-50 and DeiT-tiny)',
+    )
+    parser.add_argument(
+        '--device',
+        default=None,
+        help='cpu or cuda; default: cuda when present',
+    )
+    parser.add_argument(
+        '--work-dir',
+        default=osp.join('work_dirs', 'benchmark'),
+        help='Caches (trained models, demo assets)',
+    )
+    parser.add_argument(
+        '--out-dir', default=None, help='Markdown + PNG; default: --work-dir'
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import torch
+
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     make = quick_settings if args.quick else full_settings
-    settings = make(work_dir=args.work_dir, device=device,
-                    sections=tuple(args.sections))
+    settings = make(
+        work_dir=args.work_dir, device=device, sections=tuple(args.sections)
+    )
     if args.models:
         settings.speed_models = settings.memory_models = tuple(args.models)
     if args.vit_b:

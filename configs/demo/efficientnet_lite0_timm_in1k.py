@@ -10,34 +10,44 @@ default_scope = 'mmpretrain'
 # torch.load(weights_only=True) and registers the CAM components.
 custom_imports = dict(imports=['mmcam_ext'], allow_failed_imports=False)
 
-model = dict(type='TimmClassifier',
-             model_name='tf_efficientnet_lite0',
-             pretrained=False,
-             num_classes=1000)
+model = dict(
+    type='TimmClassifier',
+    model_name='tf_efficientnet_lite0',
+    pretrained=False,
+    num_classes=1000,
+)
 
-data_preprocessor = dict(num_classes=1000,
-                         mean=[127.5, 127.5, 127.5],
-                         std=[127.5, 127.5, 127.5],
-                         to_rgb=True)
+data_preprocessor = dict(
+    num_classes=1000,
+    mean=[127.5, 127.5, 127.5],
+    std=[127.5, 127.5, 127.5],
+    to_rgb=True,
+)
 
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge',
-         scale=256,
-         edge='short',
-         backend='pillow',
-         interpolation='bicubic'),
+    dict(
+        type='ResizeEdge',
+        scale=256,
+        edge='short',
+        backend='pillow',
+        interpolation='bicubic',
+    ),
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
 
 # Only needed by tools/test.py on a local ImageNet copy.
-test_dataloader = dict(batch_size=32,
-                       num_workers=2,
-                       dataset=dict(type='ImageNet',
-                                    data_root='data/imagenet',
-                                    split='val',
-                                    pipeline=test_pipeline),
-                       sampler=dict(type='DefaultSampler', shuffle=False))
+test_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    dataset=dict(
+        type='ImageNet',
+        data_root='data/imagenet',
+        split='val',
+        pipeline=test_pipeline,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
 test_evaluator = dict(type='Accuracy', topk=(1, 5))
 test_cfg = dict()

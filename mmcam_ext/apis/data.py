@@ -5,6 +5,7 @@ clear error naming the file, runs the config's test pipeline exactly as
 MMPretrain's ``ImageClassificationInferencer`` does, and picks output names
 that never overwrite a user's file.
 """
+
 import glob
 import os
 import os.path as osp
@@ -17,13 +18,28 @@ from mmengine.dataset import Compose
 from torch.utils.data import Dataset
 
 __all__ = [
-    'ImageInput', 'IMAGE_EXTENSIONS', 'ImageLoadError', 'list_images',
-    'load_image', 'build_test_pipeline', 'CAMImageDataset', 'unique_prefix'
+    'ImageInput',
+    'IMAGE_EXTENSIONS',
+    'ImageLoadError',
+    'list_images',
+    'load_image',
+    'build_test_pipeline',
+    'CAMImageDataset',
+    'unique_prefix',
 ]
 
 ImageInput = Union[str, np.ndarray]
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif',
-                    '.tiff', '.webp')
+IMAGE_EXTENSIONS = (
+    '.jpg',
+    '.jpeg',
+    '.png',
+    '.bmp',
+    '.ppm',
+    '.pgm',
+    '.tif',
+    '.tiff',
+    '.webp',
+)
 
 
 class ImageLoadError(ValueError):
@@ -40,15 +56,20 @@ def _expand_one(item: ImageInput) -> List[ImageInput]:
     path = os.fspath(item)
     if osp.isdir(path):
         found = sorted(
-            osp.join(path, f) for f in os.listdir(path)
-            if _is_image_file(osp.join(path, f)))
+            osp.join(path, f)
+            for f in os.listdir(path)
+            if _is_image_file(osp.join(path, f))
+        )
         if not found:
-            raise ImageLoadError(f'No image files ({", ".join(IMAGE_EXTENSIONS)})'
-                                 f' in directory {path!r}.')
+            raise ImageLoadError(
+                f'No image files ({", ".join(IMAGE_EXTENSIONS)})'
+                f' in directory {path!r}.'
+            )
         return found
     if glob.has_magic(path):
-        found = sorted(p for p in glob.glob(path, recursive=True)
-                       if osp.isfile(p))
+        found = sorted(
+            p for p in glob.glob(path, recursive=True) if osp.isfile(p)
+        )
         if not found:
             raise ImageLoadError(f'The pattern {path!r} matches no file.')
         return found
@@ -57,8 +78,9 @@ def _expand_one(item: ImageInput) -> List[ImageInput]:
     return [path]
 
 
-def list_images(inputs: Union[ImageInput, Sequence[ImageInput]]
-                ) -> List[ImageInput]:
+def list_images(
+    inputs: Union[ImageInput, Sequence[ImageInput]],
+) -> List[ImageInput]:
     """Expand inputs into a flat list of image paths and arrays.
 
     Args:
@@ -84,8 +106,10 @@ def load_image(item: ImageInput) -> np.ndarray:
     """
     if isinstance(item, np.ndarray):
         if item.ndim not in (2, 3):
-            raise ImageLoadError(f'An input array has shape {item.shape}; '
-                                 'expected HxW or HxWx3.')
+            raise ImageLoadError(
+                f'An input array has shape {item.shape}; '
+                'expected HxW or HxWx3.'
+            )
         return item
     try:
         img = mmcv.imread(item)
@@ -94,7 +118,8 @@ def load_image(item: ImageInput) -> np.ndarray:
     if img is None:
         raise ImageLoadError(
             f'Cannot read image {item!r}: the file is not a decodable image '
-            '(corrupt, empty or of an unsupported format).')
+            '(corrupt, empty or of an unsupported format).'
+        )
     return img
 
 
@@ -106,12 +131,14 @@ def build_test_pipeline(cfg: Config) -> Callable[[dict], dict]:
     """
     from mmpretrain.datasets import remove_transform
     from mmpretrain.registry import TRANSFORMS
+
     try:
         pipeline_cfg = cfg.test_dataloader.dataset.pipeline
     except AttributeError:
-        raise ValueError('The config has no test_dataloader.dataset.pipeline; '
-                         'CAM inputs are prepared with the test pipeline.'
-                         ) from None
+        raise ValueError(
+            'The config has no test_dataloader.dataset.pipeline; '
+            'CAM inputs are prepared with the test pipeline.'
+        ) from None
     pipeline_cfg = remove_transform(pipeline_cfg, 'LoadImageFromFile')
     return Compose([TRANSFORMS.build(t) for t in pipeline_cfg])
 
@@ -127,8 +154,9 @@ class CAMImageDataset(Dataset):
         pipeline: From :func:`build_test_pipeline`.
     """
 
-    def __init__(self, images: Sequence[ImageInput],
-                 pipeline: Callable[[dict], dict]) -> None:
+    def __init__(
+        self, images: Sequence[ImageInput], pipeline: Callable[[dict], dict]
+    ) -> None:
         self.images = list(images)
         self.pipeline = pipeline
 
@@ -139,17 +167,20 @@ class CAMImageDataset(Dataset):
         item = self.images[index]
         img = load_image(item)
         data = self.pipeline(
-            dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
+            dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+        )
         data['index'] = index
         data['img_path'] = item if isinstance(item, str) else None
         return data
 
 
-def unique_prefix(out_dir: str,
-                  stem: str,
-                  suffixes: Sequence[str],
-                  taken: Optional[Set[str]] = None,
-                  overwrite: bool = False) -> str:
+def unique_prefix(
+    out_dir: str,
+    stem: str,
+    suffixes: Sequence[str],
+    taken: Optional[Set[str]] = None,
+    overwrite: bool = False,
+) -> str:
     """A path prefix in ``out_dir`` whose output files are all free.
 
     Outputs of one image share a prefix (``cat_cam.png``, ``cat_gradcam.npy``).
@@ -170,8 +201,10 @@ def unique_prefix(out_dir: str,
     prefix, n = base, 0
 
     def busy(pre: str) -> bool:
-        return pre in taken or (not overwrite and any(
-            osp.exists(pre + suffix) for suffix in suffixes))
+        return pre in taken or (
+            not overwrite
+            and any(osp.exists(pre + suffix) for suffix in suffixes)
+        )
 
     while busy(prefix):
         n += 1

@@ -5,6 +5,7 @@ from a config, a model name or a built module; images go through the config's
 *test* pipeline and the model's ``data_preprocessor`` exactly as MMPretrain
 feeds them; batches are explained by :class:`~mmcam_ext.apis.CAMEngine`.
 """
+
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
@@ -17,10 +18,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..checkpoint import load_checkpoint
-from ..visualization.cam_visualizer import to_rgb
-from .data import (CAMImageDataset, ImageInput, build_test_pipeline,
-                   list_images)
-from .engine import CAMEngine, TargetsLike
+from ..utils.image import to_rgb
+from .cam_engine import CAMEngine, TargetsLike
+from .data import CAMImageDataset, ImageInput, build_test_pipeline, list_images
 
 __all__ = ['CAMInferencer', 'build_model', 'load_weights']
 
@@ -39,9 +39,11 @@ def load_weights(model: nn.Module, checkpoint: str) -> Dict[str, Any]:
     return ckpt if isinstance(ckpt, dict) else {}
 
 
-def build_model(model: ModelLike,
-                pretrained: Union[None, bool, str] = None,
-                device: Union[str, torch.device] = 'cpu') -> nn.Module:
+def build_model(
+    model: ModelLike,
+    pretrained: Union[None, bool, str] = None,
+    device: Union[str, torch.device] = 'cpu',
+) -> nn.Module:
     """Build (or take) a classifier and load its weights, in eval mode.
 
     Args:
@@ -52,8 +54,12 @@ def build_model(model: ModelLike,
         device: Where the model runs.
     """
     from mmpretrain import get_model
-    if isinstance(model, (str, os.PathLike)) and str(model).endswith('.py') \
-            and not os.path.isfile(model):
+
+    if (
+        isinstance(model, (str, os.PathLike))
+        and str(model).endswith('.py')
+        and not os.path.isfile(model)
+    ):
         raise FileNotFoundError(f'Config file {str(model)!r} does not exist.')
     if not isinstance(model, nn.Module):
         model = get_model(model, pretrained=pretrained is True)
@@ -91,32 +97,37 @@ class CAMInferencer:
         num_extra_tokens: Override the extra token count of token layers.
     """
 
-    def __init__(self,
-                 model: ModelLike,
-                 pretrained: Union[None, bool, str] = None,
-                 device: Union[str, torch.device] = 'cpu',
-                 target_layers: Optional[Sequence[str]] = None,
-                 num_extra_tokens: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        model: ModelLike,
+        pretrained: Union[None, bool, str] = None,
+        device: Union[str, torch.device] = 'cpu',
+        target_layers: Optional[Sequence[str]] = None,
+        num_extra_tokens: Optional[int] = None,
+    ) -> None:
         self.model = build_model(model, pretrained, device)
         self.config = getattr(self.model, '_config', None)
         if self.config is None:
             raise ValueError(
                 'The model has no config (model._config), so its test '
                 'pipeline is unknown. Build it with mmpretrain.get_model(cfg) '
-                'or pass the config instead of the module.')
+                'or pass the config instead of the module.'
+            )
         self.pipeline = build_test_pipeline(self.config)
         self.classes = _classes(self.model)
         self.engine = CAMEngine(self.model, target_layers, num_extra_tokens)
 
-    def __call__(self,
-                 images: Union[ImageInput, Sequence[ImageInput]],
-                 methods: Sequence[str] = ('gradcam', ),
-                 targets: TargetsLike = None,
-                 topk: int = 1,
-                 batch_size: int = 8,
-                 aug_smooth: bool = False,
-                 eigen_smooth: bool = False,
-                 num_workers: int = 0) -> List[dict]:
+    def __call__(
+        self,
+        images: Union[ImageInput, Sequence[ImageInput]],
+        methods: Sequence[str] = ('gradcam',),
+        targets: TargetsLike = None,
+        topk: int = 1,
+        batch_size: int = 8,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+        num_workers: int = 0,
+    ) -> List[dict]:
         """Explain images; one result dict per image, in input order.
 
         Args:
@@ -138,18 +149,29 @@ class CAMInferencer:
             classes, ``pred_class`` and ``target_classes``.
         """
         return list(
-            self.iter_results(images, methods, targets, topk, batch_size,
-                              aug_smooth, eigen_smooth, num_workers))
+            self.iter_results(
+                images,
+                methods,
+                targets,
+                topk,
+                batch_size,
+                aug_smooth,
+                eigen_smooth,
+                num_workers,
+            )
+        )
 
-    def iter_results(self,
-                     images: Union[ImageInput, Sequence[ImageInput]],
-                     methods: Sequence[str] = ('gradcam', ),
-                     targets: TargetsLike = None,
-                     topk: int = 1,
-                     batch_size: int = 8,
-                     aug_smooth: bool = False,
-                     eigen_smooth: bool = False,
-                     num_workers: int = 0) -> Iterator[dict]:
+    def iter_results(
+        self,
+        images: Union[ImageInput, Sequence[ImageInput]],
+        methods: Sequence[str] = ('gradcam',),
+        targets: TargetsLike = None,
+        topk: int = 1,
+        batch_size: int = 8,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+        num_workers: int = 0,
+    ) -> Iterator[dict]:
         """Like :meth:`__call__`, but yield results as batches finish."""
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
@@ -159,9 +181,14 @@ class CAMInferencer:
             CAMImageDataset(images, self.pipeline),
             batch_size=batch_size,
             num_workers=num_workers,
-            collate_fn=pseudo_collate)
-        options = dict(methods=tuple(methods), topk=topk,
-                       aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
+            collate_fn=pseudo_collate,
+        )
+        options = dict(
+            methods=tuple(methods),
+            topk=topk,
+            aug_smooth=aug_smooth,
+            eigen_smooth=eigen_smooth,
+        )
         for batch in loader:
             yield from self._explain_batch(batch, targets, options)
 
@@ -174,28 +201,38 @@ class CAMInferencer:
         if arr.shape[0] != num_images:
             raise ValueError(
                 f'targets has {arr.shape[0]} entries for {num_images} images:'
-                ' give one class for all images, one per image, or (N, K).')
+                ' give one class for all images, one per image, or (N, K).'
+            )
         return arr
 
-    def _explain_batch(self, batch: dict, targets, options: dict
-                       ) -> Iterator[dict]:
+    def _explain_batch(
+        self, batch: dict, targets, options: dict
+    ) -> Iterator[dict]:
         """Explain one collated batch; split it if image sizes differ."""
         shapes = {tuple(x.shape) for x in batch['inputs']}
         if len(shapes) > 1:
-            print_log(f'[mmcam_ext] test pipeline gave images of sizes '
-                      f'{sorted(shapes)}; explaining them one at a time.',
-                      logger='current')
+            print_log(
+                f'[mmcam_ext] test pipeline gave images of sizes '
+                f'{sorted(shapes)}; explaining them one at a time.',
+                logger='current',
+            )
             for i in range(len(batch['inputs'])):
                 yield from self._explain_batch(
-                    {k: v[i:i + 1] for k, v in batch.items()}, targets,
-                    options)
+                    {k: v[i : i + 1] for k, v in batch.items()},
+                    targets,
+                    options,
+                )
             return
         data = self.model.data_preprocessor(
             dict(inputs=batch['inputs'], data_samples=batch['data_samples']),
-            False)
+            False,
+        )
         idx = list(batch['index'])
-        tgt = targets if targets is None or np.ndim(targets) == 0 \
+        tgt = (
+            targets
+            if targets is None or np.ndim(targets) == 0
             else targets[idx]
+        )
         res = self.engine.explain(data['inputs'], targets=tgt, **options)
         for i in range(len(idx)):
             yield self._result(batch, res, i)
@@ -209,7 +246,8 @@ class CAMInferencer:
             targets=res.targets[i],
             target_scores=res.target_scores[i],
             pred_label=int(res.pred_labels[i]),
-            pred_score=float(res.pred_scores[i]))
+            pred_score=float(res.pred_scores[i]),
+        )
         if self.classes is not None:
             out['pred_class'] = self._name(out['pred_label'])
             out['target_classes'] = [self._name(t) for t in out['targets']]

@@ -5,16 +5,39 @@
 ``configs/demo/efficientnet_lite0_timm_in1k.py`` and copies photos shipped
 by scikit-image, scikit-learn and matplotlib into one folder.
 """
-from .assets import (DEMO_CONFIG, DEMO_IMAGES, DemoAssets, demo_config_path,
-                     find_demo_images, load_demo_model, load_images,
-                     prepare_demo)
-from .convert import (TIMM_MODEL_NAME, build_timm_lite0,
-                      convert_efficientnet_lite0, imagenet_classes,
-                      map_state_dict, source_weights_path)
+
+from .assets import (
+    DEMO_CONFIG,
+    DEMO_IMAGES,
+    DemoAssets,
+    demo_config_path,
+    find_demo_images,
+    load_demo_model,
+    load_images,
+    prepare_demo,
+)
+from .convert import (
+    TIMM_MODEL_NAME,
+    build_timm_lite0,
+    convert_efficientnet_lite0,
+    imagenet_classes,
+    map_state_dict,
+    source_weights_path,
+)
 
 __all__ = [
-    'DEMO_CONFIG', 'DEMO_IMAGES', 'DemoAssets', 'demo_config_path',
-    'find_demo_images', 'load_demo_model', 'load_images', 'prepare_demo',
-    'TIMM_MODEL_NAME', 'build_timm_lite0', 'convert_efficientnet_lite0',
-    'imagenet_classes', 'map_state_dict', 'source_weights_path'
+    'DEMO_CONFIG',
+    'DEMO_IMAGES',
+    'DemoAssets',
+    'demo_config_path',
+    'find_demo_images',
+    'load_demo_model',
+    'load_images',
+    'prepare_demo',
+    'TIMM_MODEL_NAME',
+    'build_timm_lite0',
+    'convert_efficientnet_lite0',
+    'imagenet_classes',
+    'map_state_dict',
+    'source_weights_path',
 ]

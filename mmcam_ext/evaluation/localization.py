@@ -1,9 +1,10 @@
 """Localisation scores of a CAM against a known object box."""
+
 from typing import Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["pointing_game", "energy_in_box", "box_mask", "box_area_fraction"]
+__all__ = ['pointing_game', 'energy_in_box', 'box_mask', 'box_area_fraction']
 
 Box = Tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
 
@@ -12,7 +13,7 @@ def box_mask(shape: Tuple[int, int], box: Box) -> np.ndarray:
     """Boolean ``(H, W)`` mask of ``box``."""
     mask = np.zeros(shape, bool)
     x0, y0, x1, y1 = box
-    mask[max(y0, 0):y1, max(x0, 0):x1] = True
+    mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
     return mask
 
 
@@ -25,8 +26,10 @@ def pointing_game(cam: np.ndarray, box: Box, tolerance: int = 0) -> bool:
         return False
     y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
     x0, y0, x1, y1 = box
-    return (x0 - tolerance <= x < x1 + tolerance
-            and y0 - tolerance <= y < y1 + tolerance)
+    return (
+        x0 - tolerance <= x < x1 + tolerance
+        and y0 - tolerance <= y < y1 + tolerance
+    )
 
 
 def energy_in_box(cam: np.ndarray, box: Box) -> float:

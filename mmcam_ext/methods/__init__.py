@@ -1,20 +1,67 @@
 """CAM methods, registered in ``CAM_METHODS`` and built by name."""
+
 from .attention import AttentionRelevance, AttentionRollout, GradAttention
-from .base import (BaseCAMMethod, ExplainContext, FullMapMethod,
-                   LayerMapMethod, build_method, eigen_projection,
-                   method_names, normalize_name)
-from .grad_cam_lib import (FEM, AblationCAM, FinerCAM, FullGrad, KPCACAM,
-                           LibScoreCAM, RandomCAM, SegEigenCAM, ShapleyCAM)
-from .gradient import (EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWise,
-                       GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM)
+from .base import (
+    BaseCAMMethod,
+    ExplainContext,
+    FullMapMethod,
+    LayerMapMethod,
+    build_method,
+    eigen_projection,
+    method_names,
+    normalize_name,
+)
+from .grad_cam_lib import (
+    FEM,
+    KPCACAM,
+    AblationCAM,
+    FinerCAM,
+    FullGrad,
+    LibScoreCAM,
+    RandomCAM,
+    SegEigenCAM,
+    ShapleyCAM,
+)
+from .gradient import (
+    EigenCAM,
+    EigenGradCAM,
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    XGradCAM,
+)
 from .score_cam import ScoreCAM
 
 __all__ = [
-    'BaseCAMMethod', 'ExplainContext', 'FullMapMethod', 'LayerMapMethod',
-    'build_method', 'eigen_projection', 'method_names', 'normalize_name',
-    'GradCAM', 'GradCAMPlusPlus', 'XGradCAM', 'HiResCAM', 'GradCAMElementWise',
-    'LayerCAM', 'EigenCAM', 'EigenGradCAM', 'ScoreCAM', 'LibScoreCAM',
-    'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM', 'FinerCAM',
-    'RandomCAM', 'FEM', 'SegEigenCAM',
-    'AttentionRollout', 'GradAttention', 'AttentionRelevance'
+    'BaseCAMMethod',
+    'ExplainContext',
+    'FullMapMethod',
+    'LayerMapMethod',
+    'build_method',
+    'eigen_projection',
+    'method_names',
+    'normalize_name',
+    'GradCAM',
+    'GradCAMPlusPlus',
+    'XGradCAM',
+    'HiResCAM',
+    'GradCAMElementWise',
+    'LayerCAM',
+    'EigenCAM',
+    'EigenGradCAM',
+    'ScoreCAM',
+    'LibScoreCAM',
+    'AblationCAM',
+    'FullGrad',
+    'KPCACAM',
+    'ShapleyCAM',
+    'FinerCAM',
+    'RandomCAM',
+    'FEM',
+    'SegEigenCAM',
+    'AttentionRollout',
+    'GradAttention',
+    'AttentionRelevance',
 ]

@@ -19,20 +19,29 @@ The pure token-space functions (:func:`rollout`, :func:`relevance`,
 :func:`grad_attention_saliency`) take lists of ``(B, heads, N, N)`` tensors,
 so they can be checked against a hand computation without a model.
 """
+
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ..registry import CAM_METHODS
-from ..resolvers.base import classifier_logits
+from ..utils.maps import normalize_maps
+from ..utils.model import classifier_logits
 from .attention_capture import AttentionCapture
 from .base import ExplainContext, FullMapMethod
 
 __all__ = [
-    'AttentionRollout', 'GradAttention', 'AttentionRelevance', 'rollout',
-    'relevance', 'grad_attention_saliency', 'fuse_heads', 'readout',
-    'tokens_to_maps', 'HEAD_FUSIONS'
+    'AttentionRollout',
+    'GradAttention',
+    'AttentionRelevance',
+    'rollout',
+    'relevance',
+    'grad_attention_saliency',
+    'fuse_heads',
+    'readout',
+    'tokens_to_maps',
+    'HEAD_FUSIONS',
 ]
 
 Tensors = Sequence[torch.Tensor]
@@ -47,8 +56,9 @@ def fuse_heads(attn: torch.Tensor, fusion: str = 'mean') -> torch.Tensor:
         return attn.amax(dim=1)
     if fusion == 'min':
         return attn.amin(dim=1)
-    raise ValueError(f'Unknown head fusion {fusion!r}; choose from '
-                     f'{HEAD_FUSIONS}.')
+    raise ValueError(
+        f'Unknown head fusion {fusion!r}; choose from {HEAD_FUSIONS}.'
+    )
 
 
 def _discard_lowest(fused: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -66,9 +76,9 @@ def _discard_lowest(fused: torch.Tensor, ratio: float) -> torch.Tensor:
     return kept.view_as(fused)
 
 
-def rollout(attns: Tensors,
-            head_fusion: str = 'mean',
-            discard_ratio: float = 0.0) -> torch.Tensor:
+def rollout(
+    attns: Tensors, head_fusion: str = 'mean', discard_ratio: float = 0.0
+) -> torch.Tensor:
     """Attention rollout: token-to-token flow ``(B, N, N)`` through all blocks.
 
     Per block: fuse heads, discard the weakest entries, add the identity for
@@ -78,8 +88,9 @@ def rollout(attns: Tensors,
     """
     joint = None
     for attn in attns:
-        fused = _discard_lowest(fuse_heads(attn.float(), head_fusion),
-                                discard_ratio)
+        fused = _discard_lowest(
+            fuse_heads(attn.float(), head_fusion), discard_ratio
+        )
         eye = torch.eye(fused.shape[-1], device=fused.device)
         step = fused + eye
         step = step / step.sum(dim=-1, keepdim=True)
@@ -108,8 +119,9 @@ def readout(tokens: torch.Tensor, rows: slice, num_extra: int) -> torch.Tensor:
     return tokens[:, rows, num_extra:].mean(dim=1)
 
 
-def grad_attention_saliency(attns: Tensors, grads: Tensors, rows: slice,
-                            num_extra: int, eps: float) -> torch.Tensor:
+def grad_attention_saliency(
+    attns: Tensors, grads: Tensors, rows: slice, num_extra: int, eps: float
+) -> torch.Tensor:
     """Per patch ``∏_b (S_b − min S_b + ε_b)``, returned as ``(B, P)``.
 
     ``S_b`` is the readout row of ``mean_heads(A_b ⊙ ∂y/∂A_b)`` over patch
@@ -122,8 +134,9 @@ def grad_attention_saliency(attns: Tensors, grads: Tensors, rows: slice,
     """
     log_sal = None
     for attn, grad in zip(attns, grads):
-        score = readout((attn.float() * grad.float()).mean(dim=1), rows,
-                        num_extra)
+        score = readout(
+            (attn.float() * grad.float()).mean(dim=1), rows, num_extra
+        )
         low = score.amin(dim=1, keepdim=True)
         span = score.amax(dim=1, keepdim=True) - low
         floor = eps * span.clamp(min=torch.finfo(score.dtype).tiny)
@@ -132,20 +145,23 @@ def grad_attention_saliency(attns: Tensors, grads: Tensors, rows: slice,
     return torch.exp(log_sal - log_sal.amax(dim=1, keepdim=True))
 
 
-def tokens_to_maps(saliency: torch.Tensor, grid: Tuple[int, int],
-                   size: Tuple[int, int]) -> torch.Tensor:
+def tokens_to_maps(
+    saliency: torch.Tensor, grid: Tuple[int, int], size: Tuple[int, int]
+) -> torch.Tensor:
     """Fold ``(B, P)`` patch scores onto the grid, upsample, normalise."""
-    from ..apis.engine import normalize_maps  # engine imports methods
     h, w = grid
     if h * w != saliency.shape[1]:
-        raise ValueError(f'{saliency.shape[1]} patch tokens do not fill the '
-                         f'{h}x{w} patch grid of this input; check the '
-                         "backbone's num_extra_tokens.")
+        raise ValueError(
+            f'{saliency.shape[1]} patch tokens do not fill the '
+            f'{h}x{w} patch grid of this input; check the '
+            "backbone's num_extra_tokens."
+        )
     # Token-level min-max first: relevance scores of an untrained model can
     # span 1e-4, where normalize_maps' 1e-7 guard would cap the peak below 1.
     maps = normalize_maps(saliency.float().reshape(-1, h, w))[:, None]
-    maps = F.interpolate(maps, size=tuple(size), mode='bilinear',
-                         align_corners=False)
+    maps = F.interpolate(
+        maps, size=tuple(size), mode='bilinear', align_corners=False
+    )
     return normalize_maps(maps[:, 0])
 
 
@@ -174,17 +190,21 @@ class AttentionMethod(FullMapMethod):
     parameters. ``aug_smooth`` is applied by the engine; ``eigen_smooth``
     has no meaning here and is ignored.
     """
+
     needs_layer_gate = False
 
-    def explain(self, ctx: ExplainContext, k: int, aug_smooth: bool,
-                eigen_smooth: bool) -> torch.Tensor:
+    def explain(
+        self, ctx: ExplainContext, k: int, aug_smooth: bool, eigen_smooth: bool
+    ) -> torch.Tensor:
         targets = ctx.targets[:, k].to(ctx.inputs.device)
         saliency, grid = self.patch_saliency(ctx.model, ctx.inputs, targets)
         return tokens_to_maps(saliency, grid, tuple(ctx.inputs.shape[-2:]))
 
     def patch_saliency(
-            self, model: torch.nn.Module, inputs: torch.Tensor,
-            targets: Optional[torch.Tensor]
+        self,
+        model: torch.nn.Module,
+        inputs: torch.Tensor,
+        targets: Optional[torch.Tensor],
     ) -> Tuple[torch.Tensor, Tuple[int, int]]:
         """Raw per-patch scores ``(B, P)`` and the patch grid ``(h, w)``."""
         with AttentionCapture(model) as cap:
@@ -198,30 +218,40 @@ class AttentionMethod(FullMapMethod):
             rows, extra = readout_rows(cap), cap.num_extra_tokens
             grid = cap.grid
         if grid is None:
-            raise RuntimeError(f'{cap.facts.grid_source} of '
-                               f'{type(cap.backbone).__name__} reported no '
-                               'patch grid.')
+            raise RuntimeError(
+                f'{cap.facts.grid_source} of '
+                f'{type(cap.backbone).__name__} reported no '
+                'patch grid.'
+            )
         attns = [a.detach() for a in attns]
         return self.token_scores(attns, grads, rows, extra), grid
 
     @staticmethod
-    def _gradients(logits: torch.Tensor, attns: List[torch.Tensor],
-                   targets: torch.Tensor) -> List[torch.Tensor]:
-        if targets is None or targets.shape != (logits.shape[0], ):
-            raise ValueError('Class-specific attention methods need one '
-                             f'target class per sample, got {targets!r}.')
+    def _gradients(
+        logits: torch.Tensor, attns: List[torch.Tensor], targets: torch.Tensor
+    ) -> List[torch.Tensor]:
+        if targets is None or targets.shape != (logits.shape[0],):
+            raise ValueError(
+                'Class-specific attention methods need one '
+                f'target class per sample, got {targets!r}.'
+            )
         score = logits.gather(1, targets.long()[:, None]).sum()
         grads = torch.autograd.grad(score, attns)
         if not any(bool(g.abs().max() > 0) for g in grads):
             raise ValueError(
                 'The class score has zero gradient with respect to every '
                 'attention map, so every map would be blank. Is the head '
-                'zero-initialised? Load trained weights.')
+                'zero-initialised? Load trained weights.'
+            )
         return [g.detach() for g in grads]
 
-    def token_scores(self, attns: List[torch.Tensor],
-                     grads: Optional[List[torch.Tensor]], rows: slice,
-                     num_extra: int) -> torch.Tensor:
+    def token_scores(
+        self,
+        attns: List[torch.Tensor],
+        grads: Optional[List[torch.Tensor]],
+        rows: slice,
+        num_extra: int,
+    ) -> torch.Tensor:
         """Per-patch scores ``(B, P)`` from attentions (and gradients)."""
         raise NotImplementedError
 
@@ -237,17 +267,22 @@ class AttentionRollout(AttentionMethod):
             to zero per block, in ``[0, 1)``; removes diffuse background
             attention. Defaults to 0.
     """
+
     aliases = ('rollout', 'attn_rollout')
     uses_gradients = False
 
-    def __init__(self, head_fusion: str = 'mean',
-                 discard_ratio: float = 0.0) -> None:
+    def __init__(
+        self, head_fusion: str = 'mean', discard_ratio: float = 0.0
+    ) -> None:
         if head_fusion not in HEAD_FUSIONS:
-            raise ValueError(f'head_fusion must be one of {HEAD_FUSIONS}, '
-                             f'got {head_fusion!r}.')
+            raise ValueError(
+                f'head_fusion must be one of {HEAD_FUSIONS}, '
+                f'got {head_fusion!r}.'
+            )
         if not 0.0 <= discard_ratio < 1.0:
-            raise ValueError('discard_ratio must be in [0, 1), got '
-                             f'{discard_ratio}.')
+            raise ValueError(
+                f'discard_ratio must be in [0, 1), got {discard_ratio}.'
+            )
         self.head_fusion = head_fusion
         self.discard_ratio = discard_ratio
 
@@ -265,6 +300,7 @@ class GradAttention(AttentionMethod):
             that block's range, so one block's zero does not erase a patch.
             Defaults to 1e-3.
     """
+
     aliases = ('grad_attn', 'attention_grad')
 
     def __init__(self, eps: float = 1e-3) -> None:
@@ -273,13 +309,13 @@ class GradAttention(AttentionMethod):
         self.eps = eps
 
     def token_scores(self, attns, grads, rows, num_extra):
-        return grad_attention_saliency(attns, grads, rows, num_extra,
-                                       self.eps)
+        return grad_attention_saliency(attns, grads, rows, num_extra, self.eps)
 
 
 @CAM_METHODS.register_module()
 class AttentionRelevance(AttentionMethod):
     """Relevance propagation of Chefer et al. (ICCV 2021), class-specific."""
+
     aliases = ('relevance', 'generic_attention', 'chefer')
 
     def token_scores(self, attns, grads, rows, num_extra):

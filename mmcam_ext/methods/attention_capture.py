@@ -20,6 +20,7 @@ backbones whose attention is windowed or hierarchical are listed with the
 reason in :data:`LOCAL_ATTENTION` and get an error that points to the
 gradient methods.
 """
+
 import functools
 import math
 from dataclasses import dataclass
@@ -29,12 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..capture import GridCapture
-from ..resolvers.base import feature_root
+from ..utils.capture import GridCapture
+from ..utils.model import feature_root, num_extra_tokens
 
 __all__ = [
-    'AttentionFacts', 'ATTENTION_FACTS', 'LOCAL_ATTENTION',
-    'AttentionCapture', 'attention_facts', 'GRADIENT_METHODS_HINT'
+    'AttentionFacts',
+    'ATTENTION_FACTS',
+    'LOCAL_ATTENTION',
+    'AttentionCapture',
+    'attention_facts',
+    'GRADIENT_METHODS_HINT',
 ]
 
 Restore = Callable[[], None]
@@ -42,7 +47,8 @@ Record = Callable[[torch.Tensor], None]
 
 GRADIENT_METHODS_HINT = (
     'Use a gradient method on a layer instead, e.g. --method gradcam '
-    '(or gradcam++, hirescam, layercam).')
+    '(or gradcam++, hirescam, layercam).'
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class AttentionFacts:
         grid_source: Attribute of the backbone whose forward output carries
             the patch grid ``(h, w)`` of this input.
     """
+
     blocks: str
     attn: str = 'attn'
     grid_source: str = 'patch_embed'
@@ -73,9 +80,11 @@ ATTENTION_FACTS: Dict[str, AttentionFacts] = {
 }
 
 # Backbones with attention that rollout-type methods cannot follow, and why.
-_WINDOWED = ('attention runs inside local windows and tokens are merged '
-             'between stages, so no single token-to-token matrix links the '
-             'output to every patch')
+_WINDOWED = (
+    'attention runs inside local windows and tokens are merged '
+    'between stages, so no single token-to-token matrix links the '
+    'output to every patch'
+)
 LOCAL_ATTENTION: Dict[str, str] = {
     'SwinTransformer': _WINDOWED,
     'SwinTransformerV2': _WINDOWED,
@@ -84,18 +93,18 @@ LOCAL_ATTENTION: Dict[str, str] = {
     'DaViT': _WINDOWED + ' (and half of its blocks attend over channels)',
     'ViTSAM': _WINDOWED + ' (most of its blocks are windowed)',
     'PCPVT': 'Twins uses spatially reduced keys/values and stages that '
-             'change the token grid',
+    'change the token grid',
     'SVT': 'Twins-SVT alternates locally-grouped and sub-sampled attention '
-           'over stages that change the token grid',
+    'over stages that change the token grid',
     'MViT': 'pooling attention changes the token grid between stages',
     'LeViT': 'attention stages subsample the tokens',
     'HiViT': 'its early stages have no attention and its main stage reports '
-             'no patch grid',
+    'no patch grid',
     'EfficientFormer': 'only its last stage has attention; earlier stages '
-                       'mix tokens with convolutions',
+    'mix tokens with convolutions',
     'XCiT': 'its attention is over channels (cross-covariance), not tokens',
     'Conformer': 'its transformer branch is fused with a CNN branch that '
-                 'attention does not describe',
+    'attention does not describe',
     'TNT': 'it nests pixel-level attention inside patch tokens',
     'EdgeNeXt': 'its attention is over channels (transposed attention)',
     'MobileViT': 'it attends within unfolded patches between conv stages',
@@ -111,14 +120,16 @@ def attention_facts(backbone: nn.Module) -> AttentionFacts:
                 f'Attention methods (attention_rollout, grad_attention, '
                 f'attention_relevance) need global token-to-token attention, '
                 f'but {name}: {LOCAL_ATTENTION[name]}. '
-                f'{GRADIENT_METHODS_HINT}')
+                f'{GRADIENT_METHODS_HINT}'
+            )
         if name in ATTENTION_FACTS:
             return ATTENTION_FACTS[name]
     raise ValueError(
         f'Attention methods do not know the backbone '
         f'{type(backbone).__name__}. Supported families: '
         f'{", ".join(ATTENTION_FACTS)} and their subclasses. '
-        f'{GRADIENT_METHODS_HINT}')
+        f'{GRADIENT_METHODS_HINT}'
+    )
 
 
 # ----------------------------------------------------------------------
@@ -132,10 +143,12 @@ def _sdpa_scale(original: Callable) -> Callable[[torch.Tensor], float]:
     module sets to ``d ** -0.5``; that is reproduced as is, so outputs stay
     equal.
     """
-    from mmpretrain.models.utils.attention import \
-        scaled_dot_product_attention_pyimpl as pyimpl
+    from mmpretrain.models.utils.attention import (
+        scaled_dot_product_attention_pyimpl as pyimpl,
+    )
+
     if original is F.scaled_dot_product_attention:
-        return lambda q: q.size(-1)**-0.5
+        return lambda q: q.size(-1) ** -0.5
     func, kwargs = original, {}
     if isinstance(original, functools.partial):
         func, kwargs = original.func, original.keywords
@@ -143,21 +156,25 @@ def _sdpa_scale(original: Callable) -> Callable[[torch.Tensor], float]:
         return lambda q: 1.0 / (kwargs.get('scale') or math.sqrt(q.size(-1)))
     raise TypeError(
         f'MultiheadAttention calls an unknown attention function '
-        f'{original!r}; cannot reproduce it explicitly.')
+        f'{original!r}; cannot reproduce it explicitly.'
+    )
 
 
 def _swap_sdpa(module: nn.Module, record: Record) -> Restore:
     """Replace ``module.scaled_dot_product_attention`` by an explicit one."""
     original = module.__dict__.get('scaled_dot_product_attention')
     if original is None:
-        raise TypeError(f'{type(module).__name__} has no instance attribute '
-                        'scaled_dot_product_attention to swap.')
+        raise TypeError(
+            f'{type(module).__name__} has no instance attribute '
+            'scaled_dot_product_attention to swap.'
+        )
     scale_of = _sdpa_scale(original)
 
-    def explicit(query, key, value, attn_mask=None, dropout_p=0., **kwargs):
+    def explicit(query, key, value, attn_mask=None, dropout_p=0.0, **kwargs):
         if attn_mask is not None or kwargs.get('is_causal'):
-            raise NotImplementedError('Attention masks are not supported by '
-                                      'the attention capture.')
+            raise NotImplementedError(
+                'Attention masks are not supported by the attention capture.'
+            )
         logits = (query @ key.transpose(-2, -1)) * scale_of(query)
         attn = logits.softmax(dim=-1)
         record(attn)
@@ -177,18 +194,26 @@ def _tap_dropout(module: nn.Module, record: Record) -> Restore:
     """Record the explicit probabilities an ``attn_drop`` module receives."""
     drop = getattr(module, 'attn_drop', None)
     if not isinstance(drop, nn.Dropout):
-        raise TypeError(f'{type(module).__name__}.attn_drop is not an '
-                        'nn.Dropout; cannot tap its attention.')
+        raise TypeError(
+            f'{type(module).__name__}.attn_drop is not an '
+            'nn.Dropout; cannot tap its attention.'
+        )
     handle = drop.register_forward_hook(lambda mod, args, out: record(out))
     return handle.remove
 
 
 def _adapters() -> List[Tuple[type, Callable[[nn.Module, Record], Restore]]]:
     from mmpretrain.models.backbones.vit_eva02 import AttentionWithRoPE
-    from mmpretrain.models.utils.attention import (BEiTAttention,
-                                                   MultiheadAttention)
-    return [(MultiheadAttention, _swap_sdpa), (BEiTAttention, _tap_dropout),
-            (AttentionWithRoPE, _tap_dropout)]
+    from mmpretrain.models.utils.attention import (
+        BEiTAttention,
+        MultiheadAttention,
+    )
+
+    return [
+        (MultiheadAttention, _swap_sdpa),
+        (BEiTAttention, _tap_dropout),
+        (AttentionWithRoPE, _tap_dropout),
+    ]
 
 
 def _install(module: nn.Module, record: Record) -> Restore:
@@ -199,7 +224,8 @@ def _install(module: nn.Module, record: Record) -> Restore:
         f'Cannot record attention of {type(module).__name__}; known '
         f'attention classes: '
         f'{", ".join(c.__name__ for c, _ in _adapters())}. '
-        f'{GRADIENT_METHODS_HINT}')
+        f'{GRADIENT_METHODS_HINT}'
+    )
 
 
 # ----------------------------------------------------------------------
@@ -223,12 +249,13 @@ class AttentionCapture:
         self._calls: List[int] = []
         self._restores: List[Restore] = []
         self._grid = GridCapture(
-            getattr(self.backbone, self.facts.grid_source, None))
+            getattr(self.backbone, self.facts.grid_source, None)
+        )
         self.clear()
 
     @property
     def num_extra_tokens(self) -> int:
-        return int(getattr(self.backbone, 'num_extra_tokens', 0) or 0)
+        return num_extra_tokens(self.backbone)
 
     @property
     def grid(self) -> Optional[Tuple[int, int]]:
@@ -266,12 +293,16 @@ class AttentionCapture:
         """The recorded attentions, one per block, checked for completeness."""
         missing = [i for i, a in enumerate(self.attentions) if a is None]
         if missing:
-            raise RuntimeError(f'Attention of block(s) {missing} of '
-                               f'{type(self.backbone).__name__} did not run; '
-                               'was the forward pass inside the capture?')
+            raise RuntimeError(
+                f'Attention of block(s) {missing} of '
+                f'{type(self.backbone).__name__} did not run; '
+                'was the forward pass inside the capture?'
+            )
         repeated = [i for i, n in enumerate(self._calls) if n > 1]
         if repeated:
-            raise RuntimeError(f'Attention of block(s) {repeated} ran more '
-                               'than once in one capture; call clear() '
-                               'between forward passes.')
+            raise RuntimeError(
+                f'Attention of block(s) {repeated} ran more '
+                'than once in one capture; call clear() '
+                'between forward passes.'
+            )
         return list(self.attentions)

@@ -8,9 +8,10 @@ Two kinds of method exist:
 * :class:`FullMapMethod` runs its own passes (masking, ablation, attention)
   and returns finished maps at input resolution.
 """
+
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -19,13 +20,19 @@ from ..registry import CAM_METHODS
 from ..structures import TargetSpec
 
 __all__ = [
-    'BaseCAMMethod', 'LayerMapMethod', 'FullMapMethod', 'ExplainContext',
-    'build_method', 'method_names', 'normalize_name', 'eigen_projection'
+    'BaseCAMMethod',
+    'LayerMapMethod',
+    'FullMapMethod',
+    'ExplainContext',
+    'build_method',
+    'method_names',
+    'normalize_name',
+    'eigen_projection',
 ]
 
 
 def normalize_name(name: str) -> str:
-    """Case- and punctuation-insensitive key: ``'Grad-CAM++'`` -> ``gradcam++``."""
+    """Case- and punctuation-free key: ``'Grad-CAM++'`` -> ``gradcam++``."""
     return re.sub(r'[\s_\-]', '', name.lower())
 
 
@@ -43,6 +50,7 @@ class ExplainContext:
             run time).
         logits: Scores of the unmodified forward pass ``(B, num_classes)``.
     """
+
     model: nn.Module
     inputs: torch.Tensor
     spec: TargetSpec
@@ -54,6 +62,7 @@ class ExplainContext:
 
 class BaseCAMMethod:
     """A CAM method. ``aliases`` are extra names it answers to."""
+
     aliases: Tuple[str, ...] = ()
     uses_gradients: bool = True
 
@@ -65,16 +74,21 @@ class BaseCAMMethod:
 class LayerMapMethod(BaseCAMMethod):
     """A method computed from one layer's activations and gradients."""
 
-    def layer_map(self, acts: torch.Tensor, grads: Optional[torch.Tensor],
-                  eigen_smooth: bool) -> torch.Tensor:
+    def layer_map(
+        self,
+        acts: torch.Tensor,
+        grads: Optional[torch.Tensor],
+        eigen_smooth: bool,
+    ) -> torch.Tensor:
         """Signed map ``(B, h, w)`` from ``(B, C, h, w)`` tensors."""
         weighted = self.weighted(acts, grads)
         if eigen_smooth:
             return eigen_projection(weighted)
         return weighted.sum(dim=1)
 
-    def weighted(self, acts: torch.Tensor,
-                 grads: Optional[torch.Tensor]) -> torch.Tensor:
+    def weighted(
+        self, acts: torch.Tensor, grads: Optional[torch.Tensor]
+    ) -> torch.Tensor:
         """Per-channel weighted activations ``(B, C, h, w)``."""
         raise NotImplementedError
 
@@ -82,8 +96,9 @@ class LayerMapMethod(BaseCAMMethod):
 class FullMapMethod(BaseCAMMethod):
     """A method that runs its own passes and returns finished maps."""
 
-    def explain(self, ctx: ExplainContext, k: int, aug_smooth: bool,
-                eigen_smooth: bool) -> torch.Tensor:
+    def explain(
+        self, ctx: ExplainContext, k: int, aug_smooth: bool, eigen_smooth: bool
+    ) -> torch.Tensor:
         """Maps ``(B, H, W)`` in ``[0, 1]`` for target column ``k``."""
         raise NotImplementedError
 
@@ -126,6 +141,7 @@ def _first_component(flat: torch.Tensor) -> torch.Tensor:
 def _method_table() -> Dict[str, Type[BaseCAMMethod]]:
     """Explicit name table built from the registry (class name + aliases)."""
     import mmcam_ext.methods  # noqa: F401  (registers everything)
+
     table: Dict[str, Type[BaseCAMMethod]] = {}
     for key, cls in CAM_METHODS.module_dict.items():
         for name in (key, *getattr(cls, 'aliases', ())):
@@ -144,7 +160,9 @@ def build_method(name: str, **kwargs) -> BaseCAMMethod:
     table = _method_table()
     cls = table.get(normalize_name(name))
     if cls is None:
-        raise KeyError(f'Unknown CAM method {name!r}. Available: '
-                       f'{", ".join(method_names())} (names are case- and '
-                       'dash-insensitive; aliases such as gradcam++ work).')
+        raise KeyError(
+            f'Unknown CAM method {name!r}. Available: '
+            f'{", ".join(method_names())} (names are case- and '
+            'dash-insensitive; aliases such as gradcam++ work).'
+        )
     return cls(**kwargs)

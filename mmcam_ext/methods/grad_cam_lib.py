@@ -5,20 +5,25 @@ This module and ``gradient.py`` are the only places that know about
 for it. The engine freezes parameters and makes the target layers' outputs
 require grad, so these methods leave no parameter gradients behind.
 """
+
 from typing import List
 
 import torch
 
 from ..registry import CAM_METHODS
-from ..resolvers.base import ClassifierLogits
+from ..utils.model import ClassifierLogits
 from .base import ExplainContext, FullMapMethod
 
 __all__ = [
-    'LibScoreCAM', 'AblationCAM', 'FullGrad', 'KPCACAM', 'ShapleyCAM',
-    'FinerCAM', 'RandomCAM', 'FEM'
+    'LibScoreCAM',
+    'AblationCAM',
+    'FullGrad',
+    'KPCACAM',
+    'ShapleyCAM',
+    'FinerCAM',
+    'RandomCAM',
+    'FEM',
 ]
-
-
 
 
 class GradCamLibMethod(FullMapMethod):
@@ -27,31 +32,42 @@ class GradCamLibMethod(FullMapMethod):
     pytorch-grad-cam zips targets with outputs, so a single target would
     explain only sample 0; one target per sample is always passed.
     """
+
     lib_name: str = ''
     needs_layer_gate: bool = True
     token_layouts: bool = True  # can it fold token outputs?
 
     def build(self, ctx: ExplainContext):
         import pytorch_grad_cam
+
         cls = getattr(pytorch_grad_cam, self.lib_name)
-        return cls(ClassifierLogits(ctx.model), ctx.layers,
-                   reshape_transform=ctx.to_nchw)
+        return cls(
+            ClassifierLogits(ctx.model),
+            ctx.layers,
+            reshape_transform=ctx.to_nchw,
+        )
 
     def make_targets(self, ctx: ExplainContext, k: int) -> List:
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
         return [ClassifierOutputTarget(int(c)) for c in ctx.targets[:, k]]
 
-    def explain(self, ctx: ExplainContext, k: int, aug_smooth: bool,
-                eigen_smooth: bool) -> torch.Tensor:
+    def explain(
+        self, ctx: ExplainContext, k: int, aug_smooth: bool, eigen_smooth: bool
+    ) -> torch.Tensor:
         if not self.token_layouts and ctx.spec.layout.kind != 'nchw':
             raise ValueError(
                 f'{self.name} supports only (B, C, H, W) target layers; '
                 f'{ctx.spec.layers} hold tokens. Use GradCAM, HiResCAM or '
-                'the attention methods for this backbone.')
+                'the attention methods for this backbone.'
+            )
         cam = self.build(ctx)
         try:
-            maps = cam(ctx.inputs, self.make_targets(ctx, k),
-                       eigen_smooth=eigen_smooth)
+            maps = cam(
+                ctx.inputs,
+                self.make_targets(ctx, k),
+                eigen_smooth=eigen_smooth,
+            )
         finally:
             handles = getattr(cam, 'base_cam', cam).activations_and_grads
             handles.release()
@@ -65,6 +81,7 @@ class LibScoreCAM(GradCamLibMethod):
     :class:`mmcam_ext.methods.score_cam.ScoreCAM` (same maps, far less
     memory); tests and ``tools/benchmark.py`` compare the two.
     """
+
     lib_name = 'ScoreCAM'
     uses_gradients = False
 
@@ -80,6 +97,7 @@ class LibScoreCAM(GradCamLibMethod):
 @CAM_METHODS.register_module()
 class AblationCAM(GradCamLibMethod):
     """Channel weights from the score drop when a channel is zeroed."""
+
     lib_name = 'AblationCAM'
     uses_gradients = False
 
@@ -88,8 +106,10 @@ class AblationCAM(GradCamLibMethod):
 
     def build(self, ctx):
         import pytorch_grad_cam
-        from pytorch_grad_cam.ablation_layer import (AblationLayer,
-                                                     AblationLayerVit)
+        from pytorch_grad_cam.ablation_layer import (
+            AblationLayer,
+            AblationLayerVit,
+        )
 
         # AblationLayerVit ablates the channel (last) axis of (B, L, C)
         # tokens, so it does not depend on the token count or grid.
@@ -99,7 +119,8 @@ class AblationCAM(GradCamLibMethod):
             ctx.layers,
             reshape_transform=ctx.to_nchw,
             ablation_layer=AblationLayerVit() if tokens else AblationLayer(),
-            batch_size=self.mask_batch_size)
+            batch_size=self.mask_batch_size,
+        )
 
     def explain(self, ctx, k, aug_smooth, eigen_smooth):
         """Put the target layers back even if a masked forward raises.
@@ -123,17 +144,20 @@ class AblationCAM(GradCamLibMethod):
 @CAM_METHODS.register_module()
 class FullGrad(GradCamLibMethod):
     """Input gradient plus bias gradients of every conv/BN layer."""
+
     lib_name = 'FullGrad'
     needs_layer_gate = False
 
     def build(self, ctx):
         import pytorch_grad_cam
+
         return pytorch_grad_cam.FullGrad(ClassifierLogits(ctx.model), [])
 
 
 @CAM_METHODS.register_module()
 class KPCACAM(GradCamLibMethod):
     """Kernel-PCA projection of the activations (class-agnostic)."""
+
     lib_name = 'KPCA_CAM'
     aliases = ('kpca_cam', 'kpca')
     uses_gradients = False
@@ -142,6 +166,7 @@ class KPCACAM(GradCamLibMethod):
 @CAM_METHODS.register_module()
 class ShapleyCAM(GradCamLibMethod):
     """Gradient plus Hessian-vector product weighting (needs NCHW)."""
+
     lib_name = 'ShapleyCAM'
     token_layouts = False
     # It differentiates w.r.t. the input, so the graph must not be cut at
@@ -170,12 +195,14 @@ class ShapleyCAM(GradCamLibMethod):
 @CAM_METHODS.register_module()
 class RandomCAM(GradCamLibMethod):
     """Random channel weights: a baseline for sanity checks."""
+
     lib_name = 'RandomCAM'
 
 
 @CAM_METHODS.register_module()
 class FEM(GradCamLibMethod):
     """Feature Explanation Method: activations above a k-sigma threshold."""
+
     lib_name = 'FEM'
     uses_gradients = False
 
@@ -183,8 +210,9 @@ class FEM(GradCamLibMethod):
 @CAM_METHODS.register_module()
 class SegEigenCAM(GradCamLibMethod):
     """First principal component of |G|·A with sign correction."""
+
     lib_name = 'SegEigenCAM'
-    aliases = ('seg_eigen_cam', )
+    aliases = ('seg_eigen_cam',)
 
 
 @CAM_METHODS.register_module()
@@ -194,10 +222,12 @@ class FinerCAM(GradCamLibMethod):
     The comparison classes are the three whose scores are closest to the
     target's, as pytorch-grad-cam picks them for the predicted class.
     """
+
     lib_name = 'FinerCAM'
 
     def make_targets(self, ctx, k):
         from pytorch_grad_cam.utils.model_targets import FinerWeightedTarget
+
         logits = ctx.logits.detach()
         targets = []
         for i, c in enumerate(ctx.targets[:, k].tolist()):

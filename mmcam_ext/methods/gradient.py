@@ -5,6 +5,7 @@ engine supplies activations ``A`` and gradients ``G`` of the target layer in
 ``(B, C, h, w)``. The formulas follow pytorch-grad-cam 1.5.7 exactly (tests
 compare against it and against hand-written versions).
 """
+
 from typing import Optional
 
 import torch
@@ -13,8 +14,14 @@ from ..registry import CAM_METHODS
 from .base import LayerMapMethod, eigen_projection
 
 __all__ = [
-    'GradCAM', 'GradCAMPlusPlus', 'XGradCAM', 'HiResCAM', 'GradCAMElementWise',
-    'LayerCAM', 'EigenCAM', 'EigenGradCAM'
+    'GradCAM',
+    'GradCAMPlusPlus',
+    'XGradCAM',
+    'HiResCAM',
+    'GradCAMElementWise',
+    'LayerCAM',
+    'EigenCAM',
+    'EigenGradCAM',
 ]
 
 _SPATIAL = (2, 3)
@@ -23,7 +30,8 @@ _SPATIAL = (2, 3)
 @CAM_METHODS.register_module()
 class GradCAM(LayerMapMethod):
     """Channel weights = spatial mean of the gradient (Selvaraju et al.)."""
-    aliases = ('grad_cam', )
+
+    aliases = ('grad_cam',)
 
     def weighted(self, acts, grads):
         return grads.mean(dim=_SPATIAL, keepdim=True) * acts
@@ -32,6 +40,7 @@ class GradCAM(LayerMapMethod):
 @CAM_METHODS.register_module()
 class GradCAMPlusPlus(LayerMapMethod):
     """Weights from alpha = g² / (2g² + ΣA·g³) on positive gradients."""
+
     aliases = ('gradcam++', 'gradcampp', 'grad_cam_plus_plus')
 
     def weighted(self, acts, grads):
@@ -51,7 +60,8 @@ class XGradCAM(LayerMapMethod):
     def weighted(self, acts, grads):
         sum_acts = acts.sum(dim=_SPATIAL, keepdim=True)
         weights = (grads * acts / (sum_acts + 1e-7)).sum(
-            dim=_SPATIAL, keepdim=True)
+            dim=_SPATIAL, keepdim=True
+        )
         return weights * acts
 
 
@@ -66,7 +76,8 @@ class HiResCAM(LayerMapMethod):
 @CAM_METHODS.register_module()
 class GradCAMElementWise(LayerMapMethod):
     """ReLU(G·A) summed over channels."""
-    aliases = ('gradcam_elementwise', )
+
+    aliases = ('gradcam_elementwise',)
 
     def weighted(self, acts, grads):
         return (grads * acts).clamp(min=0)
@@ -83,6 +94,7 @@ class LayerCAM(LayerMapMethod):
 @CAM_METHODS.register_module()
 class EigenCAM(LayerMapMethod):
     """First principal component of the activations (class-agnostic)."""
+
     uses_gradients = False
 
     def layer_map(self, acts, grads: Optional[torch.Tensor], eigen_smooth):

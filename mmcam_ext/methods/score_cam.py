@@ -8,14 +8,16 @@ chunk at a time, chunks that mix images (``mask_batch_size`` masked inputs
 per forward, whatever image they come from), and optionally scores only the
 ``top_k_channels`` channels of highest mean activation per image.
 """
+
 from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 
-from ..capture import LayerCapture
 from ..registry import CAM_METHODS
-from ..resolvers.base import classifier_logits
+from ..utils.capture import LayerCapture
+from ..utils.maps import combine_layers
+from ..utils.model import classifier_logits
 from .base import ExplainContext, FullMapMethod, eigen_projection
 
 __all__ = ['ScoreCAM', 'score_cam_weights', 'upsample_masks']
@@ -27,8 +29,9 @@ def upsample_masks(acts: torch.Tensor, size) -> torch.Tensor:
     Bilinear with ``align_corners=True`` and a per-mask min-max scaling with
     ``1e-8``: pytorch-grad-cam's ``UpsamplingBilinear2d`` arithmetic.
     """
-    up = F.interpolate(acts[:, None], size=size, mode='bilinear',
-                       align_corners=True)[:, 0]
+    up = F.interpolate(
+        acts[:, None], size=size, mode='bilinear', align_corners=True
+    )[:, 0]
     flat = up.flatten(1)
     lo = flat.min(-1).values[:, None, None]
     hi = flat.max(-1).values[:, None, None]
@@ -47,12 +50,14 @@ def _channels(acts: torch.Tensor, top_k: Optional[int]) -> torch.Tensor:
     return acts.mean(dim=(2, 3)).topk(top_k, dim=1).indices
 
 
-def score_cam_weights(model: torch.nn.Module,
-                      inputs: torch.Tensor,
-                      acts: torch.Tensor,
-                      targets: torch.Tensor,
-                      mask_batch_size: int = 32,
-                      top_k_channels: Optional[int] = None) -> torch.Tensor:
+def score_cam_weights(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    acts: torch.Tensor,
+    targets: torch.Tensor,
+    mask_batch_size: int = 32,
+    top_k_channels: Optional[int] = None,
+) -> torch.Tensor:
     """Score-CAM channel weights ``(B, C)`` (softmax of masked scores).
 
     Args:
@@ -67,18 +72,23 @@ def score_cam_weights(model: torch.nn.Module,
     bsz, chans = acts.shape[:2]
     size = tuple(inputs.shape[-2:])
     chosen = _channels(acts, top_k_channels)  # (B, K)
-    pairs = torch.stack(torch.meshgrid(
-        torch.arange(bsz, device=acts.device),
-        torch.arange(chosen.shape[1], device=acts.device),
-        indexing='ij'), -1).reshape(-1, 2)
+    pairs = torch.stack(
+        torch.meshgrid(
+            torch.arange(bsz, device=acts.device),
+            torch.arange(chosen.shape[1], device=acts.device),
+            indexing='ij',
+        ),
+        -1,
+    ).reshape(-1, 2)
     scores = torch.empty(bsz, chosen.shape[1], device=acts.device)
     with torch.no_grad():
         for start in range(0, len(pairs), mask_batch_size):
-            img, col = pairs[start:start + mask_batch_size].unbind(1)
+            img, col = pairs[start : start + mask_batch_size].unbind(1)
             masks = upsample_masks(acts[img, chosen[img, col]], size)
             logits = classifier_logits(model, inputs[img] * masks[:, None])
-            scores[img, col] = logits.float().gather(
-                1, targets[img][:, None])[:, 0]
+            scores[img, col] = logits.float().gather(1, targets[img][:, None])[
+                :, 0
+            ]
     weights = torch.zeros(bsz, chans, device=acts.device)
     weights.scatter_(1, chosen, scores.softmax(dim=-1))
     return weights
@@ -98,34 +108,45 @@ class ScoreCAM(FullMapMethod):
             activation per image (others weigh zero): ``C / k`` times fewer
             forwards. Defaults to None (all channels).
     """
-    aliases = ('score_cam', )
+
+    aliases = ('score_cam',)
     uses_gradients = False
     needs_layer_gate = False  # no backward: nothing to cut
 
-    def __init__(self, mask_batch_size: int = 32,
-                 top_k_channels: Optional[int] = None) -> None:
+    def __init__(
+        self, mask_batch_size: int = 32, top_k_channels: Optional[int] = None
+    ) -> None:
         if mask_batch_size < 1:
-            raise ValueError(f'mask_batch_size must be >= 1, got '
-                             f'{mask_batch_size}.')
+            raise ValueError(
+                f'mask_batch_size must be >= 1, got {mask_batch_size}.'
+            )
         if top_k_channels is not None and top_k_channels < 1:
-            raise ValueError(f'top_k_channels must be >= 1 or None, got '
-                             f'{top_k_channels}.')
+            raise ValueError(
+                f'top_k_channels must be >= 1 or None, got {top_k_channels}.'
+            )
         self.mask_batch_size = mask_batch_size
         self.top_k_channels = top_k_channels
 
-    def explain(self, ctx: ExplainContext, k: int, aug_smooth: bool,
-                eigen_smooth: bool) -> torch.Tensor:
-        from ..apis.engine import combine_layers
+    def explain(
+        self, ctx: ExplainContext, k: int, aug_smooth: bool, eigen_smooth: bool
+    ) -> torch.Tensor:
         acts = self._activations(ctx)
         raw = []
         for act in acts:
-            weights = score_cam_weights(ctx.model, ctx.inputs, act,
-                                        ctx.targets[:, k],
-                                        self.mask_batch_size,
-                                        self.top_k_channels)
+            weights = score_cam_weights(
+                ctx.model,
+                ctx.inputs,
+                act,
+                ctx.targets[:, k],
+                self.mask_batch_size,
+                self.top_k_channels,
+            )
             weighted = weights[:, :, None, None] * act
-            raw.append(eigen_projection(weighted) if eigen_smooth
-                       else weighted.sum(dim=1))
+            raw.append(
+                eigen_projection(weighted)
+                if eigen_smooth
+                else weighted.sum(dim=1)
+            )
         return combine_layers(raw, tuple(ctx.inputs.shape[-2:]))[0]
 
     @staticmethod

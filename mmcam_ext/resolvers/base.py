@@ -6,8 +6,7 @@ class's MRO, so a subclass of a known backbone is covered by its parent's
 resolver. Resolvers see a :class:`ForwardTrace` of the model on the actual
 input, so they choose among layers that really run on it, in execution order.
 """
-import difflib
-import inspect
+
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -15,21 +14,32 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from ..capture import eval_mode
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
+from ..utils.capture import eval_mode
+from ..utils.model import (
+    classifier_logits,
+    feature_root,
+    get_module,
+    num_extra_tokens,
+)
 
 __all__ = [
-    'BaseResolver', 'ForwardTrace', 'TracedModule', 'feature_root',
-    'find_resolver', 'get_module', 'resolve_targets', 'classifier_logits',
-    'ClassifierLogits',
-    'plausible_map'
+    'BaseResolver',
+    'ForwardTrace',
+    'TracedModule',
+    'find_resolver',
+    'resolve_targets',
+    'plausible_map',
+    'infer_layout',
+    'patch_embed_name',
 ]
 
 
 @dataclass
 class TracedModule:
     """What one module did during a traced forward pass."""
+
     name: str
     order: int  # completion order of its last call
     calls: int
@@ -53,12 +63,16 @@ class ForwardTrace:
 
             def hook(module, args, output):
                 counter[0] += 1
-                shape = tuple(output.shape) if isinstance(
-                    output, torch.Tensor) else ()
+                shape = (
+                    tuple(output.shape)
+                    if isinstance(output, torch.Tensor)
+                    else ()
+                )
                 rec = self.records.get(name)
                 calls = rec.calls + 1 if rec else 1
-                self.records[name] = TracedModule(name, counter[0], calls,
-                                                  shape)
+                self.records[name] = TracedModule(
+                    name, counter[0], calls, shape
+                )
 
             return hook
 
@@ -80,9 +94,11 @@ class ForwardTrace:
     def ordered(self, prefix: str = '') -> List[TracedModule]:
         """Modules under ``prefix`` that ran, in completion order."""
         recs = [
-            r for r in self.records.values()
-            if not prefix or r.name == prefix or r.name.startswith(prefix +
-                                                                   '.')
+            r
+            for r in self.records.values()
+            if not prefix
+            or r.name == prefix
+            or r.name.startswith(prefix + '.')
         ]
         return sorted(recs, key=lambda r: r.order)
 
@@ -123,76 +139,6 @@ def plausible_map(shape: Sequence[int], input_hw: Tuple[int, int]) -> bool:
     return max(stride_h, stride_w) / min(stride_h, stride_w) < 1.5
 
 
-def classifier_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Class scores ``(B, num_classes)`` of an MMPretrain classifier.
-
-    ``mode='tensor'`` gives the head's raw scores. Heads with several outputs
-    (Conformer's conv and transformer heads) are summed, as their
-    ``predict`` does.
-    """
-    out = model(inputs, mode='tensor') if _takes_mode(model) else model(inputs)
-    if isinstance(out, (tuple, list)):
-        tensors = [o for o in out if isinstance(o, torch.Tensor)]
-        if not tensors:
-            raise TypeError('The model returned no tensor of class scores.')
-        if all(t.shape == tensors[0].shape for t in tensors):
-            out = sum(tensors)
-        else:
-            out = tensors[-1]
-    if out.ndim != 2:
-        raise ValueError(f'Expected class scores of shape (B, num_classes), '
-                         f'got {tuple(out.shape)}. Is this a classifier?')
-    return out
-
-
-class ClassifierLogits(nn.Module):
-    """Presents an MMPretrain classifier as ``x -> (B, num_classes)``.
-
-    pytorch-grad-cam (and plain-torch references in tests and benchmarks)
-    expect a module whose output is the class scores.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return classifier_logits(self.model, x)
-
-
-def _takes_mode(model: nn.Module) -> bool:
-    """Whether ``model.forward`` has MMPretrain's ``mode`` argument.
-
-    Asked up front rather than by catching ``TypeError``, which would also
-    catch an error raised inside the forward and run it a second time.
-    """
-    try:
-        return 'mode' in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def feature_root(model: nn.Module) -> Tuple[str, nn.Module]:
-    """The feature extractor of a classifier and its module-name prefix."""
-    for attr in ('backbone', 'model'):
-        sub = getattr(model, attr, None)
-        if isinstance(sub, nn.Module):
-            return attr, sub
-    return '', model
-
-
-def get_module(model: nn.Module, name: str) -> nn.Module:
-    """Look a module up by name; on a miss, list close matches."""
-    modules = dict(model.named_modules())
-    if name in modules:
-        return modules[name]
-    close = difflib.get_close_matches(name, list(modules), n=8, cutoff=0.5)
-    hint = ('Close matches: ' + ', '.join(close)) if close else (
-        'Use --preview-model to list all layer names.')
-    raise KeyError(f'No layer named {name!r} in {type(model).__name__}. '
-                   f'{hint}')
-
-
 class BaseResolver:
     """Choose target layers and their layout for one backbone family.
 
@@ -200,19 +146,22 @@ class BaseResolver:
     override :meth:`resolve`. Register them with
     ``@TARGET_RESOLVERS.register_module()``; nothing else is needed.
     """
+
     backbones: Tuple[str, ...] = ()
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
         raise NotImplementedError
 
-    def layout(self, model: nn.Module, layers: Sequence[str],
-               trace: ForwardTrace) -> TokenLayout:
+    def layout(
+        self, model: nn.Module, layers: Sequence[str], trace: ForwardTrace
+    ) -> TokenLayout:
         """Layout of user-chosen ``layers``; by default from their outputs."""
         return infer_layout(model, layers, trace)
 
 
-def infer_layout(model: nn.Module, layers: Sequence[str],
-                 trace: ForwardTrace) -> TokenLayout:
+def infer_layout(
+    model: nn.Module, layers: Sequence[str], trace: ForwardTrace
+) -> TokenLayout:
     """Guess a layout from the traced output rank of the first layer.
 
     4-D outputs are taken as NCHW, 3-D as tokens with the backbone's
@@ -220,12 +169,14 @@ def infer_layout(model: nn.Module, layers: Sequence[str],
     """
     rec = trace.records.get(layers[0])
     if rec is None:
-        raise ValueError(f'Layer {layers[0]!r} does not run on this input, so '
-                         'it cannot be explained. Pick a layer on the path to '
-                         'the class scores.')
+        raise ValueError(
+            f'Layer {layers[0]!r} does not run on this input, so '
+            'it cannot be explained. Pick a layer on the path to '
+            'the class scores.'
+        )
     if len(rec.shape) == 3:
         _, root = feature_root(model)
-        extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
+        extra = num_extra_tokens(root)
         return TokenLayout('tokens', extra, patch_embed_name(model))
     return TokenLayout('nchw')
 
@@ -249,18 +200,22 @@ def find_resolver(model: nn.Module) -> BaseResolver:
     # Latest registration first, so a user's resolver overrides ours.
     resolvers = list(TARGET_RESOLVERS.module_dict.values())[::-1]
     for cls in type(root).__mro__:
-        for key in (f'{cls.__module__.split(".")[0]}.{cls.__name__}',
-                    cls.__name__):
+        for key in (
+            f'{cls.__module__.split(".")[0]}.{cls.__name__}',
+            cls.__name__,
+        ):
             for resolver_cls in resolvers:
                 if key in getattr(resolver_cls, 'backbones', ()):
                     return resolver_cls()
     return TARGET_RESOLVERS.get('GenericResolver')()
 
 
-def resolve_targets(model: nn.Module,
-                    inputs: torch.Tensor,
-                    target_layers: Optional[Sequence[str]] = None,
-                    num_extra_tokens: Optional[int] = None) -> TargetSpec:
+def resolve_targets(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target_layers: Optional[Sequence[str]] = None,
+    num_extra_tokens: Optional[int] = None,
+) -> TargetSpec:
     """Decide the target layers and layout for ``model`` on ``inputs``.
 
     Args:
@@ -276,21 +231,25 @@ def resolve_targets(model: nn.Module,
     if target_layers:
         for name in target_layers:
             get_module(model, name)
-        spec = TargetSpec(list(target_layers),
-                          resolver.layout(model, target_layers, trace),
-                          'chosen by the user')
+        spec = TargetSpec(
+            list(target_layers),
+            resolver.layout(model, target_layers, trace),
+            'chosen by the user',
+        )
     else:
         spec = resolver.resolve(model, trace)
         print_log(
             f'[mmcam_ext] {type(resolver).__name__}: target layer(s) '
             f'{spec.layers} ({spec.reason})',
-            logger='current')
+            logger='current',
+        )
     for name in spec.layers:
         if not trace.ran(name):
             raise ValueError(
                 f'Target layer {name!r} does not run on this input; layers '
-                'that ran last: ' +
-                ', '.join(r.name for r in trace.ordered()[-8:]))
+                'that ran last: '
+                + ', '.join(r.name for r in trace.ordered()[-8:])
+            )
     if num_extra_tokens is not None and spec.layout.kind == 'tokens':
         spec.layout = replace(spec.layout, num_extra_tokens=num_extra_tokens)
     return spec

@@ -19,6 +19,7 @@ read by one mechanism (:class:`~mmcam_ext.resolvers.family.FamilyResolver`):
   the input size (``solve_grid``) where the model reports none.
 * ``why``: one line, logged with the choice.
 """
+
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -32,6 +33,7 @@ LAST_STAGE = 'output of the last stage: the deepest map with a spatial layout'
 @dataclass(frozen=True)
 class Facts:
     """Where to look in one backbone family (see the module docstring)."""
+
     layer: Optional[str] = None
     kind: str = 'nchw'
     extra: Optional[int] = 0
@@ -42,20 +44,57 @@ class Facts:
 _CNN = Facts()
 # Tokens of a hierarchical transformer's last stage after its norm; the grid
 # comes from the stage, which returns ``(x, hw_shape)``.
-_HIER = Facts('norm3', 'tokens', 0, 'stages.-1',
-              'last-stage tokens after their norm (no class token)')
+_HIER = Facts(
+    'norm3',
+    'tokens',
+    0,
+    'stages.-1',
+    'last-stage tokens after their norm (no class token)',
+)
 
 FAMILY_FACTS: Dict[str, Facts] = {
     # --- CNNs: the last stage output, found in the trace --------------------
-    **dict.fromkeys([
-        'ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'SEResNet',
-        'SEResNeXt', 'Res2Net', 'ResNeSt', 'ResNet_CIFAR', 'RegNet', 'VGG',
-        'DenseNet', 'MobileNetV2', 'MobileNetV3', 'MobileOne', 'EfficientNet',
-        'EfficientNetV2', 'ShuffleNetV1', 'ShuffleNetV2', 'RepVGG',
-        'CSPDarkNet', 'CSPResNet', 'CSPResNeXt', 'CSPNet', 'InceptionV3',
-        'VAN', 'ConvMixer', 'RepLKNet', 'RIFormer', 'PoolFormer',
-        'MobileViT', 'Vig', 'PyramidVig', 'RepMLPNet', 'LeNet5', 'AlexNet'
-    ], _CNN),
+    **dict.fromkeys(
+        [
+            'ResNet',
+            'ResNetV1c',
+            'ResNetV1d',
+            'ResNeXt',
+            'SEResNet',
+            'SEResNeXt',
+            'Res2Net',
+            'ResNeSt',
+            'ResNet_CIFAR',
+            'RegNet',
+            'VGG',
+            'DenseNet',
+            'MobileNetV2',
+            'MobileNetV3',
+            'MobileOne',
+            'EfficientNet',
+            'EfficientNetV2',
+            'ShuffleNetV1',
+            'ShuffleNetV2',
+            'RepVGG',
+            'CSPDarkNet',
+            'CSPResNet',
+            'CSPResNeXt',
+            'CSPNet',
+            'InceptionV3',
+            'VAN',
+            'ConvMixer',
+            'RepLKNet',
+            'RIFormer',
+            'PoolFormer',
+            'MobileViT',
+            'Vig',
+            'PyramidVig',
+            'RepMLPNet',
+            'LeNet5',
+            'AlexNet',
+        ],
+        _CNN,
+    ),
     # Norm after global pooling (1x1 map): the last stage output instead.
     'ConvNeXt': Facts(why=LAST_STAGE + '; its final norm runs after pooling'),
     'HorNet': Facts(why=LAST_STAGE + '; its final norm runs after pooling'),
@@ -64,49 +103,113 @@ FAMILY_FACTS: Dict[str, Facts] = {
     # reaches the head through its class token).
     'Conformer': Facts(why='last map of the conv branch (conv head input)'),
     # HRNet's four branches meet only in the classification neck.
-    'HRNet': Facts('/neck.0.final_layer|/neck.final_layer',
-                   why='HRFuseScales output: all four branches fused'),
+    'HRNet': Facts(
+        '/neck.0.final_layer|/neck.final_layer',
+        why='HRFuseScales output: all four branches fused',
+    ),
     # --- Hierarchical transformers: tokens, no class token -------------------
     'SwinTransformer': _HIER,
     'SwinTransformerV2': _HIER,
     'DaViT': _HIER,
-    'PCPVT': Facts('norm_after_stage3', 'tokens', 0, 'patch_embeds.-1',
-                   'last-stage tokens after their norm'),
-    'SVT': Facts('norm_after_stage3', 'tokens', 0, 'patch_embeds.-1',
-                 'last-stage tokens after their norm'),
-    'MViT': Facts('norm3|blocks.-1', 'tokens', None, 'blocks.-1',
-                  'last-block tokens after the final norm'),
-    'MixMIMTransformer': Facts('norm', 'tokens', 0, None,
-                               'last-stage tokens after the final norm'),
-    'TinyViT': Facts('stages.-1', 'tokens', 0, None,
-                     'last-stage tokens; its final norm runs after pooling'),
-    'LeViT': Facts('stages.-1', 'tokens', 0, None,
-                   'last-stage tokens (no class token, no final norm)'),
-    'EfficientFormer': Facts('norm3|network.-1', 'tokens', 0, None,
-                             'last (attention) stage tokens after the norm'),
-    'HiViT': Facts('fc_norm|norm|blocks.-1', 'tokens', 0, 'patch_embed',
-                   'main-stage tokens after the final norm'),
+    'PCPVT': Facts(
+        'norm_after_stage3',
+        'tokens',
+        0,
+        'patch_embeds.-1',
+        'last-stage tokens after their norm',
+    ),
+    'SVT': Facts(
+        'norm_after_stage3',
+        'tokens',
+        0,
+        'patch_embeds.-1',
+        'last-stage tokens after their norm',
+    ),
+    'MViT': Facts(
+        'norm3|blocks.-1',
+        'tokens',
+        None,
+        'blocks.-1',
+        'last-block tokens after the final norm',
+    ),
+    'MixMIMTransformer': Facts(
+        'norm', 'tokens', 0, None, 'last-stage tokens after the final norm'
+    ),
+    'TinyViT': Facts(
+        'stages.-1',
+        'tokens',
+        0,
+        None,
+        'last-stage tokens; its final norm runs after pooling',
+    ),
+    'LeViT': Facts(
+        'stages.-1',
+        'tokens',
+        0,
+        None,
+        'last-stage tokens (no class token, no final norm)',
+    ),
+    'EfficientFormer': Facts(
+        'norm3|network.-1',
+        'tokens',
+        0,
+        None,
+        'last (attention) stage tokens after the norm',
+    ),
+    'HiViT': Facts(
+        'fc_norm|norm|blocks.-1',
+        'tokens',
+        0,
+        'patch_embed',
+        'main-stage tokens after the final norm',
+    ),
     # --- Plain transformers whose head sees the patch tokens -----------------
-    'MlpMixer': Facts('ln1', 'tokens', 0, 'patch_embed',
-                      'patch tokens after the final norm (no class token)'),
-    'RevVisionTransformer': Facts('fusion_layer', 'tokens', None,
-                                  'patch_embed', 'fused two-stream tokens '
-                                  'before average pooling'),
+    'MlpMixer': Facts(
+        'ln1',
+        'tokens',
+        0,
+        'patch_embed',
+        'patch tokens after the final norm (no class token)',
+    ),
+    'RevVisionTransformer': Facts(
+        'fusion_layer',
+        'tokens',
+        None,
+        'patch_embed',
+        'fused two-stream tokens before average pooling',
+    ),
     # XCiT's class token joins only in the class-attention layers, which the
     # patch tokens of the last XCA block feed: no extra token there.
-    'XCiT': Facts('xca_layers.-1', 'tokens', 0, 'patch_embed',
-                  'last XCA block: its patch tokens feed the class '
-                  'attention'),
+    'XCiT': Facts(
+        'xca_layers.-1',
+        'tokens',
+        0,
+        'patch_embed',
+        'last XCA block: its patch tokens feed the class attention',
+    ),
     # ViT-SAM keeps channels-last maps (B, H, W, C) through its blocks.
-    'ViTSAM': Facts('layers.-1', 'nhwc', 0, None,
-                    'last block output, channels-last (B, H, W, C)'),
+    'ViTSAM': Facts(
+        'layers.-1',
+        'nhwc',
+        0,
+        None,
+        'last block output, channels-last (B, H, W, C)',
+    ),
 }
 
 # timm CNNs (``TimmClassifier``) that share a class name with a row above and
 # follow the same rule (last spatial map). Other timm models use the generic
 # fallback; timm's VisionTransformer has its own resolver (``vit.py``).
-TIMM_CNNS = ('ResNet', 'EfficientNet', 'MobileNetV3', 'ConvNeXt', 'RegNet',
-             'DenseNet', 'VGG', 'InceptionV3')
+TIMM_CNNS = (
+    'ResNet',
+    'EfficientNet',
+    'MobileNetV3',
+    'ConvNeXt',
+    'RegNet',
+    'DenseNet',
+    'VGG',
+    'InceptionV3',
+)
 
 
 def find_facts(backbone: nn.Module) -> Optional[Facts]:

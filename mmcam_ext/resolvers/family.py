@@ -1,15 +1,20 @@
 """The one mechanism that reads the facts table (``facts.FAMILY_FACTS``)."""
+
 from typing import Optional
 
 from torch import nn
 
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
-from .base import BaseResolver, ForwardTrace, feature_root, plausible_map
+from ..utils.model import feature_root, num_extra_tokens
+from .base import BaseResolver, ForwardTrace, plausible_map
 from .facts import FAMILY_FACTS, TIMM_CNNS, Facts, find_facts
 
 __all__ = [
-    'FamilyResolver', 'expand_path', 'facts_layout', 'first_path_that_ran'
+    'FamilyResolver',
+    'expand_path',
+    'facts_layout',
+    'first_path_that_ran',
 ]
 
 
@@ -29,19 +34,24 @@ def expand_path(model: nn.Module, prefix: str, path: str) -> Optional[str]:
         if part.lstrip('-').isdigit():
             index = int(part)
             if not hasattr(module, '__len__') or not (
-                    -len(module) <= index < len(module)):
+                -len(module) <= index < len(module)
+            ):
                 return None
             part = str(index % len(module))
-        module = getattr(module, part, None) if not part.isdigit() else (
-            module[int(part)])
+        module = (
+            getattr(module, part, None)
+            if not part.isdigit()
+            else (module[int(part)])
+        )
         if not isinstance(module, nn.Module):
             return None
         names.append(part)
     return '.'.join(names)
 
 
-def first_path_that_ran(model: nn.Module, prefix: str, paths: str,
-                        trace: ForwardTrace) -> Optional[str]:
+def first_path_that_ran(
+    model: nn.Module, prefix: str, paths: str, trace: ForwardTrace
+) -> Optional[str]:
     """The first of ``'a|b|...'`` that exists and runs on this input."""
     for path in paths.split('|'):
         name = expand_path(model, prefix, path)
@@ -57,9 +67,11 @@ class FamilyResolver(BaseResolver):
     The row names the layer (or asks for the last stage's spatial map, found
     in the trace) and the token layout; nothing here is family-specific.
     """
+
     # Qualified: timm has classes of the same names (ResNet, ConvNeXt...).
-    backbones = (tuple(f'mmpretrain.{name}' for name in FAMILY_FACTS) +
-                 tuple(f'timm.{name}' for name in TIMM_CNNS))
+    backbones = tuple(f'mmpretrain.{name}' for name in FAMILY_FACTS) + tuple(
+        f'timm.{name}' for name in TIMM_CNNS
+    )
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
         prefix, root = feature_root(model)
@@ -75,12 +87,15 @@ class FamilyResolver(BaseResolver):
                 f'{type(root).__name__}: none of the layers the facts table '
                 f'names ({facts.layer or "a spatial map"}) runs on this '
                 f'{trace.input_hw[0]}x{trace.input_hw[1]} input; pass '
-                '--target-layers (see --preview-model).')
-        return TargetSpec([name], self._layout(model, prefix, root, facts),
-                          facts.why)
+                '--target-layers (see --preview-model).'
+            )
+        return TargetSpec(
+            [name], self._layout(model, prefix, root, facts), facts.why
+        )
 
-    def layout(self, model: nn.Module, layers, trace: ForwardTrace
-               ) -> TokenLayout:
+    def layout(
+        self, model: nn.Module, layers, trace: ForwardTrace
+    ) -> TokenLayout:
         """Layout of user-chosen layers: the family's kind where the rank fits.
 
         A 4-D output is NCHW when its last two dims follow the input, else
@@ -98,21 +113,32 @@ class FamilyResolver(BaseResolver):
             nchw = plausible_map(rec.shape, trace.input_hw)
             return TokenLayout('nchw' if nchw else 'nhwc')
         layout = self._layout(model, prefix, root, facts)
-        default = (first_path_that_ran(model, prefix, facts.layer, trace)
-                   if facts.layer else None)
+        default = (
+            first_path_that_ran(model, prefix, facts.layer, trace)
+            if facts.layer
+            else None
+        )
         if list(layers) != [default]:
             layout = TokenLayout(layout.kind, layout.num_extra_tokens, None)
         return layout
 
     @staticmethod
-    def _layout(model: nn.Module, prefix: str, root: nn.Module,
-                facts: Facts) -> TokenLayout:
-        return facts_layout(model, prefix, root, facts.kind, facts.extra,
-                            facts.grid)
+    def _layout(
+        model: nn.Module, prefix: str, root: nn.Module, facts: Facts
+    ) -> TokenLayout:
+        return facts_layout(
+            model, prefix, root, facts.kind, facts.extra, facts.grid
+        )
 
 
-def facts_layout(model: nn.Module, prefix: str, root: nn.Module, kind: str,
-                 extra: Optional[int], grid: Optional[str]) -> TokenLayout:
+def facts_layout(
+    model: nn.Module,
+    prefix: str,
+    root: nn.Module,
+    kind: str,
+    extra: Optional[int],
+    grid: Optional[str],
+) -> TokenLayout:
     """The layout a facts row describes, for this model.
 
     ``extra=None`` means "read ``num_extra_tokens`` from the backbone";
@@ -120,6 +146,6 @@ def facts_layout(model: nn.Module, prefix: str, root: nn.Module, kind: str,
     patch grid.
     """
     if extra is None:
-        extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
+        extra = num_extra_tokens(root)
     source = expand_path(model, prefix, grid) if grid else None
     return TokenLayout(kind, extra, source)

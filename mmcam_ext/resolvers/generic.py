@@ -1,4 +1,5 @@
 """Fallback resolver for backbones no family resolver claims."""
+
 from typing import Optional
 
 from mmengine.logging import print_log
@@ -6,7 +7,8 @@ from torch import nn
 
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout, solve_grid
-from .base import BaseResolver, ForwardTrace, feature_root, patch_embed_name
+from ..utils.model import feature_root, num_extra_tokens
+from .base import BaseResolver, ForwardTrace, patch_embed_name
 
 __all__ = ['GenericResolver']
 
@@ -26,36 +28,48 @@ class GenericResolver(BaseResolver):
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
         prefix, root = feature_root(model)
-        extra = int(getattr(root, 'num_extra_tokens', 0) or 0)
+        extra = num_extra_tokens(root)
         spatial = trace.last_spatial(prefix, ndim=4)
         tokens = self._last_tokens(trace, prefix, extra)
         order = {n: trace.records[n].order for n in (spatial, tokens) if n}
         if not order:
             raise ValueError(
                 f'Found no spatial or token layer under {prefix!r} of '
-                f'{type(model).__name__}; pass --target-layers.')
+                f'{type(model).__name__}; pass --target-layers.'
+            )
         name = max(order, key=order.get)
         if name == spatial:
-            spec = TargetSpec([name], TokenLayout('nchw'),
-                              'last spatial map that runs (generic fallback)')
+            spec = TargetSpec(
+                [name],
+                TokenLayout('nchw'),
+                'last spatial map that runs (generic fallback)',
+            )
         else:
-            spec = TargetSpec([name],
-                              TokenLayout('tokens', extra,
-                                          patch_embed_name(model)),
-                              'last token sequence that runs (generic '
-                              'fallback)')
-        print_log(f'[mmcam_ext] No resolver for {type(root).__name__}; '
-                  f'generic fallback chose {spec.layers}. Pass '
-                  '--target-layers to choose another.', logger='current')
+            spec = TargetSpec(
+                [name],
+                TokenLayout('tokens', extra, patch_embed_name(model)),
+                'last token sequence that runs (generic fallback)',
+            )
+        print_log(
+            f'[mmcam_ext] No resolver for {type(root).__name__}; '
+            f'generic fallback chose {spec.layers}. Pass '
+            '--target-layers to choose another.',
+            logger='current',
+        )
         return spec
 
     @staticmethod
-    def _last_tokens(trace: ForwardTrace, prefix: str,
-                     extra: int) -> Optional[str]:
+    def _last_tokens(
+        trace: ForwardTrace, prefix: str, extra: int
+    ) -> Optional[str]:
         best = None
         for rec in trace.ordered(prefix):
-            if (rec.calls != 1 or len(rec.shape) != 3 or rec.name == prefix
-                    or rec.shape[0] != trace.batch):
+            if (
+                rec.calls != 1
+                or len(rec.shape) != 3
+                or rec.name == prefix
+                or rec.shape[0] != trace.batch
+            ):
                 continue
             try:
                 solve_grid(rec.shape[1] - extra, trace.input_hw)

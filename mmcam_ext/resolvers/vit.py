@@ -1,16 +1,16 @@
 """Resolvers for plain (global-attention) vision transformers."""
+
 from typing import Dict, NamedTuple, Optional
 
 from torch import nn
 
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
-from .base import BaseResolver, ForwardTrace, feature_root
+from ..utils.model import feature_root, num_extra_tokens
+from .base import BaseResolver, ForwardTrace
 from .family import facts_layout, first_path_that_ran
 
-__all__ = [
-    'ClsTokenViTResolver', 'TimmViTResolver', 'ViTFacts', 'VIT_FACTS'
-]
+__all__ = ['ClsTokenViTResolver', 'TimmViTResolver', 'ViTFacts', 'VIT_FACTS']
 
 
 class ViTFacts(NamedTuple):
@@ -29,6 +29,7 @@ class ViTFacts(NamedTuple):
         extra: Extra tokens, for families without ``num_extra_tokens``;
             ``None`` reads the attribute.
     """
+
     cls_layer: str
     patch_layer: str = 'ln1|layers.-1'
     grid: Optional[str] = 'patch_embed'
@@ -43,8 +44,9 @@ VIT_FACTS: Dict[str, ViTFacts] = {
     'DeiT3': ViTFacts('layers.-2'),
     'BEiTViT': ViTFacts('layers.-1.ln1'),  # also EVA (BEiT-style ViT)
     'ViTEVA02': ViTFacts('layers.-1.norm1'),
-    'T2T_ViT': ViTFacts('encoder.-1.ln1', 'norm|encoder.-1',
-                        'tokens_to_token'),
+    'T2T_ViT': ViTFacts(
+        'encoder.-1.ln1', 'norm|encoder.-1', 'tokens_to_token'
+    ),
     # TNT has a class token but no ``num_extra_tokens`` attribute.
     'TNT': ViTFacts('layers.-1.outer_block.norm_attn', 'norm', None, 1),
 }
@@ -58,6 +60,7 @@ class ClsTokenViTResolver(BaseResolver):
     :class:`ViTFacts`. The number of extra tokens is read from the backbone
     (``num_extra_tokens``: 2 for distilled DeiT, 0 without a class token).
     """
+
     backbones = tuple(f'mmpretrain.{name}' for name in VIT_FACTS)
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
@@ -68,15 +71,19 @@ class ClsTokenViTResolver(BaseResolver):
         out_type = getattr(root, 'out_type', 'cls_token')
         if out_type in ('cls_token', 'raw') and extra > 0:
             paths = facts.cls_layer
-            why = ('input of the last attention: the last block\'s patch '
-                   'outputs never reach the class token')
+            why = (
+                "input of the last attention: the last block's patch "
+                'outputs never reach the class token'
+            )
         else:
             paths = facts.patch_layer
             why = 'final patch tokens: the head pools them'
         name = first_path_that_ran(model, prefix, paths, trace)
         if name is None:
-            raise ValueError(f'{type(root).__name__}: none of {paths!r} runs '
-                             'on this input; pass --target-layers.')
+            raise ValueError(
+                f'{type(root).__name__}: none of {paths!r} runs '
+                'on this input; pass --target-layers.'
+            )
         return TargetSpec([name], layout, why)
 
     def layout(self, model, layers, trace) -> TokenLayout:
@@ -88,10 +95,12 @@ class ClsTokenViTResolver(BaseResolver):
         return self._layout(model, prefix, root, self._facts(root))
 
     @staticmethod
-    def _layout(model: nn.Module, prefix: str, root: nn.Module,
-                facts: ViTFacts) -> TokenLayout:
-        return facts_layout(model, prefix, root, 'tokens', facts.extra,
-                            facts.grid)
+    def _layout(
+        model: nn.Module, prefix: str, root: nn.Module, facts: ViTFacts
+    ) -> TokenLayout:
+        return facts_layout(
+            model, prefix, root, 'tokens', facts.extra, facts.grid
+        )
 
     @staticmethod
     def _facts(root: nn.Module) -> ViTFacts:
@@ -111,18 +120,23 @@ class TimmViTResolver(BaseResolver):
     timm's patch embedding returns only tokens, so the grid is solved from
     the input size; ``num_prefix_tokens`` counts class and register tokens.
     """
-    backbones = ('timm.VisionTransformer', )
+
+    backbones = ('timm.VisionTransformer',)
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
         prefix, root = feature_root(model)
-        extra = int(getattr(root, 'num_prefix_tokens', 0) or 0)
+        extra = num_extra_tokens(root)
         if getattr(root, 'global_pool', 'token') == 'token' and extra > 0:
-            paths, why = 'blocks.-1.norm1', ('input of the last attention: '
-                                             'the class token is read')
+            paths, why = (
+                'blocks.-1.norm1',
+                ('input of the last attention: the class token is read'),
+            )
         else:
             paths, why = 'norm|blocks.-1', 'final patch tokens: pooled'
         name = first_path_that_ran(model, prefix, paths, trace)
         if name is None:
-            raise ValueError(f'timm {type(root).__name__}: none of {paths!r} '
-                             'runs on this input; pass --target-layers.')
+            raise ValueError(
+                f'timm {type(root).__name__}: none of {paths!r} '
+                'runs on this input; pass --target-layers.'
+            )
         return TargetSpec([name], TokenLayout('tokens', extra, None), why)

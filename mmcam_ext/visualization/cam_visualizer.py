@@ -6,6 +6,7 @@ images (MMEngine's convention for visualizers and vis backends); MMPretrain's
 raw ``data_batch['inputs']`` and ``mmcv.imread`` give BGR, so convert them with
 :func:`to_rgb` first.
 """
+
 from typing import Dict, List, Optional, Sequence
 
 import cv2
@@ -15,40 +16,16 @@ import numpy as np
 from mmpretrain.visualization import UniversalVisualizer
 
 from ..registry import VISUALIZERS
+from ..utils.image import CHANNEL_ORDERS, class_text, to_rgb
 
 __all__ = ['CAMVisualizer', 'to_rgb', 'draw_cam_rows', 'CHANNEL_ORDERS']
 
-CHANNEL_ORDERS = ('rgb', 'bgr')
 # A diverging colormap is needed for signed maps; 'jet' (the default for
 # [0, 1] maps) has no neutral centre, so it is swapped for this one.
 DEFAULT_SIGNED_COLORMAP = 'RdBu_r'
-# Panels smaller than this (short side, px) are upscaled so titles stay legible.
+# Panels smaller than this (short side, px) are upscaled: titles stay legible.
 MIN_PANEL_SIDE = 224
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-
-def to_rgb(img: np.ndarray, channel_order: str) -> np.ndarray:
-    """Return an ``HxWx3`` uint8 image in RGB order.
-
-    Args:
-        img: ``HxWx3`` (or ``3xHxW``, as in ``data_batch['inputs']``) image.
-        channel_order: ``'bgr'`` (``mmcv.imread``, MMPretrain's raw inputs)
-            or ``'rgb'``.
-    """
-    order = channel_order.lower()
-    if order not in CHANNEL_ORDERS:
-        raise ValueError(f'channel_order must be one of {CHANNEL_ORDERS}, '
-                         f'got {channel_order!r}.')
-    img = np.asarray(img)
-    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1,
-                                                                         3):
-        img = img.transpose(1, 2, 0)
-    if img.ndim == 2 or img.shape[-1] == 1:
-        img = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, -1)
-    if img.ndim != 3 or img.shape[-1] != 3:
-        raise ValueError(f'Expected an HxWx3 image, got shape {img.shape}.')
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(img[..., ::-1] if order == 'bgr' else img)
 
 
 def _colorize(values: np.ndarray, colormap: str) -> np.ndarray:
@@ -56,8 +33,10 @@ def _colorize(values: np.ndarray, colormap: str) -> np.ndarray:
     try:
         cmap = matplotlib.colormaps[colormap]
     except KeyError:
-        raise ValueError(f'Unknown colormap {colormap!r}; use a matplotlib '
-                         "name such as 'jet', 'viridis' or 'RdBu_r'.") from None
+        raise ValueError(
+            f'Unknown colormap {colormap!r}; use a matplotlib '
+            "name such as 'jet', 'viridis' or 'RdBu_r'."
+        ) from None
     return cmap(np.clip(values, 0.0, 1.0))[..., :3]
 
 
@@ -74,8 +53,16 @@ def _text_strip(lines: Sequence[str], width: int, scale: float) -> np.ndarray:
     strip = np.full((line_h * len(lines) + 4, width, 3), 32, np.uint8)
     for i, line in enumerate(lines):
         text = _fit_text(line, width - 8, scale)
-        cv2.putText(strip, text, (4, line_h * (i + 1) - 6), FONT, scale,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            strip,
+            text,
+            (4, line_h * (i + 1) - 6),
+            FONT,
+            scale,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return strip
 
 
@@ -90,11 +77,13 @@ class CAMVisualizer(UniversalVisualizer):
     """
 
     @staticmethod
-    def overlay(image: np.ndarray,
-                cam: np.ndarray,
-                alpha: float = 0.5,
-                colormap: str = 'jet',
-                signed: bool = False) -> np.ndarray:
+    def overlay(
+        image: np.ndarray,
+        cam: np.ndarray,
+        alpha: float = 0.5,
+        colormap: str = 'jet',
+        signed: bool = False,
+    ) -> np.ndarray:
         """Blend a CAM over an image.
 
         Args:
@@ -123,8 +112,11 @@ class CAMVisualizer(UniversalVisualizer):
         if cam.ndim != 2:
             raise ValueError(f'cam must be a 2-D map, got shape {cam.shape}.')
         if cam.shape != image.shape[:2]:
-            cam = cv2.resize(cam, (image.shape[1], image.shape[0]),
-                             interpolation=cv2.INTER_LINEAR)
+            cam = cv2.resize(
+                cam,
+                (image.shape[1], image.shape[0]),
+                interpolation=cv2.INTER_LINEAR,
+            )
         img = image.astype(np.float32) / 255.0
         if signed:
             if colormap == 'jet':
@@ -140,24 +132,26 @@ class CAMVisualizer(UniversalVisualizer):
         out = (1.0 - weight) * img + weight * heat
         return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
-    def draw_cam(self,
-                 image: np.ndarray,
-                 cams: Dict[str, np.ndarray],
-                 *,
-                 signed: bool = False,
-                 gt_label: Optional[int] = None,
-                 pred_label: Optional[int] = None,
-                 pred_score: Optional[float] = None,
-                 target_label: Optional[int] = None,
-                 target_score: Optional[float] = None,
-                 classes: Optional[Sequence[str]] = None,
-                 alpha: float = 0.5,
-                 colormap: str = 'jet',
-                 name: str = 'cam',
-                 step: int = 0,
-                 show: bool = False,
-                 out_file: Optional[str] = None,
-                 add_to_backends: bool = True) -> np.ndarray:
+    def draw_cam(
+        self,
+        image: np.ndarray,
+        cams: Dict[str, np.ndarray],
+        *,
+        signed: bool = False,
+        gt_label: Optional[int] = None,
+        pred_label: Optional[int] = None,
+        pred_score: Optional[float] = None,
+        target_label: Optional[int] = None,
+        target_score: Optional[float] = None,
+        classes: Optional[Sequence[str]] = None,
+        alpha: float = 0.5,
+        colormap: str = 'jet',
+        name: str = 'cam',
+        step: int = 0,
+        show: bool = False,
+        out_file: Optional[str] = None,
+        add_to_backends: bool = True,
+    ) -> np.ndarray:
         """Draw the original image and one overlay panel per method.
 
         Args:
@@ -186,20 +180,24 @@ class CAMVisualizer(UniversalVisualizer):
             raise ValueError('cams is empty: give at least one method map.')
         image = to_rgb(image, 'rgb')
         image = self._display_size(image)
-        if target_score is None and target_label is not None and \
-                target_label == pred_label:
+        if (
+            target_score is None
+            and target_label is not None
+            and target_label == pred_label
+        ):
             target_score = pred_score
         scale = max(0.4, min(0.8, image.shape[1] / 400.0))
         panels = [self._panel(image, ['input', ''], scale)]
-        label = self._class_text(target_label, classes)
+        label = class_text(target_label, classes)
         score = '' if target_score is None else f' {target_score:.3f}'
         for method, cam in cams.items():
             ovl = self.overlay(image, cam, alpha, colormap, signed)
             panels.append(self._panel(ovl, [method, label + score], scale))
         grid = np.concatenate(panels, axis=1)
         header = self._header(gt_label, pred_label, pred_score, classes)
-        grid = np.concatenate([_text_strip([header], grid.shape[1], scale),
-                               grid], axis=0)
+        grid = np.concatenate(
+            [_text_strip([header], grid.shape[1], scale), grid], axis=0
+        )
         self._emit(grid, name, step, show, out_file, add_to_backends)
         return grid
 
@@ -211,8 +209,10 @@ class CAMVisualizer(UniversalVisualizer):
         if short >= MIN_PANEL_SIDE:
             return image
         factor = MIN_PANEL_SIDE / short
-        size = (int(round(image.shape[1] * factor)),
-                int(round(image.shape[0] * factor)))
+        size = (
+            int(round(image.shape[1] * factor)),
+            int(round(image.shape[0] * factor)),
+        )
         return cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
 
     @staticmethod
@@ -220,30 +220,27 @@ class CAMVisualizer(UniversalVisualizer):
         strip = _text_strip(lines, img.shape[1], scale)
         border = np.full((strip.shape[0] + img.shape[0], 2, 3), 255, np.uint8)
         return np.concatenate(
-            [np.concatenate([strip, img], axis=0), border], axis=1)
-
-    @staticmethod
-    def _class_text(label: Optional[int],
-                    classes: Optional[Sequence[str]]) -> str:
-        if label is None:
-            return ''
-        label = int(label)
-        if classes is not None and 0 <= label < len(classes):
-            return f'{classes[label]} ({label})'
-        return str(label)
+            [np.concatenate([strip, img], axis=0), border], axis=1
+        )
 
     def _header(self, gt_label, pred_label, pred_score, classes) -> str:
         parts = []
         if gt_label is not None:
-            parts.append('gt: ' + self._class_text(gt_label, classes))
+            parts.append('gt: ' + class_text(gt_label, classes))
         if pred_label is not None:
             score = '' if pred_score is None else f' {pred_score:.3f}'
-            parts.append('pred: ' + self._class_text(pred_label, classes) +
-                         score)
+            parts.append('pred: ' + class_text(pred_label, classes) + score)
         return '   '.join(parts) or 'CAM'
 
-    def _emit(self, grid: np.ndarray, name: str, step: int, show: bool,
-              out_file: Optional[str], add_to_backends: bool) -> None:
+    def _emit(
+        self,
+        grid: np.ndarray,
+        name: str,
+        step: int,
+        show: bool,
+        out_file: Optional[str],
+        add_to_backends: bool,
+    ) -> None:
         """The one show/save/backend tail shared by all drawing methods."""
         if add_to_backends:
             self.add_image(name, grid, step)
@@ -255,12 +252,14 @@ class CAMVisualizer(UniversalVisualizer):
             self.show(grid, win_name=name)
 
 
-def draw_cam_rows(visualizer: CAMVisualizer,
-                  image: np.ndarray,
-                  maps: Dict[str, np.ndarray],
-                  targets: Sequence[int],
-                  target_scores: Sequence[float],
-                  **kwargs) -> np.ndarray:
+def draw_cam_rows(
+    visualizer: CAMVisualizer,
+    image: np.ndarray,
+    maps: Dict[str, np.ndarray],
+    targets: Sequence[int],
+    target_scores: Sequence[float],
+    **kwargs,
+) -> np.ndarray:
     """One :meth:`CAMVisualizer.draw_cam` row per explained class, stacked.
 
     Used for ``topk > 1`` or several target categories, so that each image
@@ -287,8 +286,16 @@ def draw_cam_rows(visualizer: CAMVisualizer,
                 target_label=int(label),
                 target_score=float(score),
                 add_to_backends=False,
-                **kwargs))
+                **kwargs,
+            )
+        )
     picture = np.concatenate(rows, axis=0)
-    visualizer._emit(picture, kwargs.get('name', 'cam'),
-                     kwargs.get('step', 0), False, out_file, add_to_backends)
+    visualizer._emit(
+        picture,
+        kwargs.get('name', 'cam'),
+        kwargs.get('step', 0),
+        False,
+        out_file,
+        add_to_backends,
+    )
     return picture

@@ -4,9 +4,12 @@ It must open from disk (``file://``) without a server, so it is one static
 file: relative image paths, inline CSS and a few lines of inline JS for the
 "misclassified only" filter; no external resources.
 """
+
 import html
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
+
+from ..utils.image import class_text
 
 __all__ = ['write_gallery', 'render_gallery']
 
@@ -36,50 +39,52 @@ function applyFilter(){
 """
 
 
-def _class_text(label: Optional[int], classes: Optional[Sequence[str]]) -> str:
-    if label is None or label == '':
-        return '-'
-    label = int(label)
-    if classes is not None and 0 <= label < len(classes):
-        return f'{classes[label]} ({label})'
-    return str(label)
-
-
 def _figure(src: str, caption: str) -> str:
     src, caption = html.escape(src, quote=True), html.escape(caption)
-    return (f'<figure><img src="{src}" alt="{caption}" loading="eager">'
-            f'<figcaption>{caption}</figcaption></figure>')
+    return (
+        f'<figure><img src="{src}" alt="{caption}" loading="eager">'
+        f'<figcaption>{caption}</figcaption></figure>'
+    )
 
 
-def _card(rows: List[Dict[str, Any]],
-          classes: Optional[Sequence[str]]) -> str:
+def _card(rows: List[Dict[str, Any]], classes: Optional[Sequence[str]]) -> str:
     """One sample: header with gt/pred/score, original, overlays."""
     first = rows[0]
     wrong = bool(first['misclassified'])
-    header = (f"#{first['dataset_index']} &nbsp; gt: "
-              f"{html.escape(_class_text(first['gt'], classes))} &nbsp; "
-              f"pred: {html.escape(_class_text(first['pred'], classes))} "
-              f"({float(first['score']):.3f})")
+    header = (
+        f'#{first["dataset_index"]} &nbsp; gt: '
+        f'{html.escape(class_text(first["gt"], classes, "-"))} &nbsp; '
+        f'pred: {html.escape(class_text(first["pred"], classes, "-"))} '
+        f'({float(first["score"]):.3f})'
+    )
     figures = [_figure(first['input_file'], 'input')]
     for row in rows:
         figures.append(
-            _figure(row['file'], f"{row['method']} · {row['target_kind']} "
-                    f"{_class_text(row['target'], classes)}"))
+            _figure(
+                row['file'],
+                f'{row["method"]} · {row["target_kind"]} '
+                f'{class_text(row["target"], classes, "-")}',
+            )
+        )
     path = html.escape(str(first.get('img_path', '')), quote=True)
-    return (f'<div class="card{" wrong" if wrong else ""}" '
-            f'data-misclassified="{int(wrong)}" '
-            f'data-index="{first["dataset_index"]}" title="{path}">'
-            f'<h3>{header}</h3><div class="row">{"".join(figures)}</div>'
-            '</div>')
+    return (
+        f'<div class="card{" wrong" if wrong else ""}" '
+        f'data-misclassified="{int(wrong)}" '
+        f'data-index="{first["dataset_index"]}" title="{path}">'
+        f'<h3>{header}</h3><div class="row">{"".join(figures)}</div>'
+        '</div>'
+    )
 
 
-def render_gallery(rows: Sequence[Dict[str, Any]],
-                   classes: Optional[Sequence[str]] = None,
-                   title: str = 'CAMs') -> str:
+def render_gallery(
+    rows: Sequence[Dict[str, Any]],
+    classes: Optional[Sequence[str]] = None,
+    title: str = 'CAMs',
+) -> str:
     """HTML text of the gallery: one card per sample, misclassified first.
 
     Args:
-        rows: Index rows (see ``mmcam_ext.engine.cam_dump.INDEX_FIELDS``);
+        rows: Index rows (see ``mmcam_ext.fileio.INDEX_FIELDS``);
             rows of one sample (one per target and method) share a card.
         classes: Class names for the labels.
         title: Page title.
@@ -87,8 +92,9 @@ def render_gallery(rows: Sequence[Dict[str, Any]],
     by_sample: Dict[int, List[Dict[str, Any]]] = {}
     for row in rows:
         by_sample.setdefault(int(row['dataset_index']), []).append(row)
-    order = sorted(by_sample,
-                   key=lambda i: (not by_sample[i][0]['misclassified'], i))
+    order = sorted(
+        by_sample, key=lambda i: (not by_sample[i][0]['misclassified'], i)
+    )
     cards = [_card(by_sample[i], classes) for i in order]
     wrong = sum(bool(by_sample[i][0]['misclassified']) for i in order)
     title = html.escape(title)
@@ -99,13 +105,16 @@ def render_gallery(rows: Sequence[Dict[str, Any]],
         f'{wrong} misclassified &nbsp; <label><input type="checkbox" '
         'id="only-wrong" onchange="applyFilter()"> misclassified only'
         f'</label> &nbsp; shown: <span id="shown">{len(cards)}</span></div>'
-        f'<div class="cards">{"".join(cards)}</div></body></html>\n')
+        f'<div class="cards">{"".join(cards)}</div></body></html>\n'
+    )
 
 
-def write_gallery(folder: Path,
-                  rows: Sequence[Dict[str, Any]],
-                  classes: Optional[Sequence[str]] = None,
-                  title: str = 'CAMs') -> Path:
+def write_gallery(
+    folder: Path,
+    rows: Sequence[Dict[str, Any]],
+    classes: Optional[Sequence[str]] = None,
+    title: str = 'CAMs',
+) -> Path:
     """Write ``<folder>/index.html``; image paths in ``rows`` are relative
     to ``folder``, so the page opens from disk and survives moving it."""
     path = Path(folder) / 'index.html'

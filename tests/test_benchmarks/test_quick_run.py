@@ -1,31 +1,39 @@
 """The benchmark's quick mode on tiny settings: every row has a number."""
+
 import math
 import os
 
 import pytest
 
-from mmcam_ext.benchmarks import (SECTIONS, QualityCase, quick_settings,
-                                  run_benchmark)
-from mmcam_ext.benchmarks.hook_overhead import HookCase
-from mmcam_ext.benchmarks.quality import CNN_METHODS, VIT_METHODS
+from benchmarks import SECTIONS, QualityCase, quick_settings, run_benchmark
+from benchmarks.hook_overhead import HookCase
+from benchmarks.quality import CNN_METHODS, VIT_METHODS
 
 pytestmark = pytest.mark.slow  # runs whole tools and trains
 
-TINY_DATA = {'shapes_data.train_per_class': 4,
-             'shapes_data.val_per_class': 2}
+TINY_DATA = {'shapes_data.train_per_class': 4, 'shapes_data.val_per_class': 2}
 
 
 @pytest.fixture(scope='module')
 def report(tmp_path_factory):
     work = str(tmp_path_factory.mktemp('bench'))
     settings = quick_settings(
-        work_dir=work, speed_models=('resnet18-64', 'deit-tiny-64'),
-        batches=(1, 2), repeats=1, memory_models=('resnet18-64', ),
-        folder_models=('resnet18-64', ), folder_sizes=(2, ), mm_runs=1,
+        work_dir=work,
+        speed_models=('resnet18-64', 'deit-tiny-64'),
+        batches=(1, 2),
+        repeats=1,
+        memory_models=('resnet18-64',),
+        folder_models=('resnet18-64',),
+        folder_sizes=(2,),
+        mm_runs=1,
         hook=HookCase('resnet18_8xb32_in1k', 32, 3, 2),
-        quality_cases=(QualityCase('cnn', (32, 32), 1, TINY_DATA),
-                       QualityCase('vit', (32, 32), 1, TINY_DATA)),
-        quality_limit=4, quality_steps=2)
+        quality_cases=(
+            QualityCase('cnn', (32, 32), 1, TINY_DATA),
+            QualityCase('vit', (32, 32), 1, TINY_DATA),
+        ),
+        quality_limit=4,
+        quality_steps=2,
+    )
     rep = run_benchmark(settings)
     rep.plot(os.path.join(work, 'plot.png'))
     assert os.path.getsize(os.path.join(work, 'plot.png')) > 0
@@ -34,10 +42,17 @@ def report(tmp_path_factory):
 
 def test_every_speed_row_is_measured(report):
     sections = {r.section for r in report.rows}
-    expected = {'floor ratio', '6-method grid', 'EigenCAM / GradCAM',
-                'peak memory / floor', 'held after call', 'import time',
-                'folder throughput', 'time to first map',
-                'hook per sample / standalone'}
+    expected = {
+        'floor ratio',
+        '6-method grid',
+        'EigenCAM / GradCAM',
+        'peak memory / floor',
+        'held after call',
+        'import time',
+        'folder throughput',
+        'time to first map',
+        'hook per sample / standalone',
+    }
     assert expected <= sections
     for row in report.rows:
         assert row.value is not None and math.isfinite(row.value), row

@@ -1,4 +1,5 @@
 """Shared demo fixtures: converted once per test session."""
+
 import pytest
 
 from mmcam_ext.demo import load_demo_model, prepare_demo
@@ -18,7 +19,6 @@ def demo_model(demo_assets):
 def demo_image(demo_assets):
     """Path of a demo photo by its name (``chelsea``, ``coffee``...)."""
     by_name = {
-        p.rsplit('/', 1)[-1].rsplit('.', 1)[0]: p
-        for p in demo_assets.images
+        p.rsplit('/', 1)[-1].rsplit('.', 1)[0]: p for p in demo_assets.images
     }
     return by_name.__getitem__

@@ -3,6 +3,7 @@
 Boxes are ``(x0, y0, x1, y1)`` in the preprocessed 224x224 frame (shorter
 side resized to 256, centre crop 224), drawn by looking at the crops.
 """
+
 from typing import Tuple
 
 import numpy as np
@@ -40,27 +41,30 @@ def _peak_in(cam: np.ndarray, box: Box) -> bool:
 
 
 def _only_map(result) -> np.ndarray:
-    (maps, ) = result.maps.values()
+    (maps,) = result.maps.values()
     return maps
 
 
 @pytest.fixture(scope='module')
 def crops(demo_model, demo_assets, demo_image) -> torch.Tensor:
     return load_images(
-        demo_model, demo_assets.config,
-        [demo_image('chelsea'), demo_image('coffee')])
+        demo_model,
+        demo_assets.config,
+        [demo_image('chelsea'), demo_image('coffee')],
+    )
 
 
 @pytest.fixture(scope='module')
 def crop_result(demo_model, crops):
-    return CAMEngine(demo_model).explain(crops, methods=('gradcam', ))
+    return CAMEngine(demo_model).explain(crops, methods=('gradcam',))
 
 
 def test_predicted_classes(crop_result):
     assert crop_result.pred_labels[0] in CAT_CLASSES
     assert crop_result.pred_labels[1] == ESPRESSO
-    np.testing.assert_array_equal(crop_result.targets[:, 0],
-                                  crop_result.pred_labels)
+    np.testing.assert_array_equal(
+        crop_result.targets[:, 0], crop_result.pred_labels
+    )
 
 
 @pytest.mark.parametrize(
@@ -68,7 +72,8 @@ def test_predicted_classes(crop_result):
     [
         (0, CHELSEA_FACE, 1.1),  # box covers 56% of a frame full of cat
         (1, COFFEE_CUP, 1.3),  # box covers 52%
-    ])
+    ],
+)
 def test_gradcam_falls_on_object(crop_result, index, box, min_ratio):
     cam = _only_map(crop_result)[index, 0]
     assert cam.shape == (224, 224) and cam.max() > 0.99
@@ -81,20 +86,27 @@ def test_gradcam_is_class_discriminative(demo_model, crops, crop_result):
     """Cat and cup side by side (both orders): each class's map lies on its
     own half, and the cat's peak on the cat's face."""
     cat = int(crop_result.pred_labels[0])
-    pairs = torch.stack([
-        torch.cat([crops[0], crops[1]], -1),
-        torch.cat([crops[1], crops[0]], -1)
-    ])
-    result = CAMEngine(demo_model).explain(pairs,
-                                           targets=[[cat, ESPRESSO]] * 2)
+    pairs = torch.stack(
+        [
+            torch.cat([crops[0], crops[1]], -1),
+            torch.cat([crops[1], crops[0]], -1),
+        ]
+    )
+    result = CAMEngine(demo_model).explain(
+        pairs, targets=[[cat, ESPRESSO]] * 2
+    )
     maps = _only_map(result)
     assert maps.shape == (2, 2, 224, 448)
     for sample, cat_left in ((0, True), (1, False)):
         cat_half = (0, 0, 224, 224) if cat_left else (224, 0, 448, 224)
         cup_half = (224, 0, 448, 224) if cat_left else (0, 0, 224, 224)
         shift = 0 if cat_left else 224
-        face = (CHELSEA_FACE[0] + shift, CHELSEA_FACE[1],
-                CHELSEA_FACE[2] + shift, CHELSEA_FACE[3])
+        face = (
+            CHELSEA_FACE[0] + shift,
+            CHELSEA_FACE[1],
+            CHELSEA_FACE[2] + shift,
+            CHELSEA_FACE[3],
+        )
         cat_map, cup_map = maps[sample, 0], maps[sample, 1]
         assert _energy_in(cat_map, cat_half) >= 0.75
         assert _energy_in(cup_map, cup_half) >= 0.75

@@ -1,17 +1,24 @@
 """The converted EfficientNet-Lite0 is the real model, loaded strictly."""
+
 import os
 
 import mmcv
 import pytest
 import timm
 import torch
-from mmpretrain.registry import MODELS
 from mmengine.config import Config
+from mmpretrain.registry import MODELS
 
 from mmcam_ext.checkpoint import load_checkpoint
-from mmcam_ext.demo import (DEMO_IMAGES, find_demo_images, imagenet_classes,
-                            load_images, map_state_dict, prepare_demo,
-                            source_weights_path)
+from mmcam_ext.demo import (
+    DEMO_IMAGES,
+    find_demo_images,
+    imagenet_classes,
+    load_images,
+    map_state_dict,
+    prepare_demo,
+    source_weights_path,
+)
 
 COUNTER = 'num_batches_tracked'
 CAT_CLASSES = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
@@ -24,9 +31,9 @@ def _independent_timm() -> torch.nn.Module:
     dst_keys = [k for k in model.state_dict() if COUNTER not in k]
     src_keys = [k for k in src if COUNTER not in k]
     assert len(src_keys) == len(dst_keys) == 247
-    missing, unexpected = model.load_state_dict(dict(
-        zip(dst_keys, (src[k] for k in src_keys))),
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(
+        dict(zip(dst_keys, (src[k] for k in src_keys))), strict=False
+    )
     assert not unexpected and all(COUNTER in k for k in missing)
     return model.eval()
 
@@ -49,8 +56,12 @@ def test_mapping_rejects_shifted_layout():
 
 def test_checkpoint_loads_strictly(demo_assets):
     # Plain tensors and strings only: no allow-list needed.
-    assert torch.serialization.get_unsafe_globals_in_checkpoint(
-        demo_assets.checkpoint) == []
+    assert (
+        torch.serialization.get_unsafe_globals_in_checkpoint(
+            demo_assets.checkpoint
+        )
+        == []
+    )
     cfg = Config.fromfile(demo_assets.config)
     model = MODELS.build(cfg.model)
     ckpt = load_checkpoint(model, demo_assets.checkpoint, strict=True)
@@ -59,21 +70,26 @@ def test_checkpoint_loads_strictly(demo_assets):
     assert tuple(classes) == imagenet_classes()
 
 
-def test_logits_equal_timm_loaded_directly(demo_model, demo_assets,
-                                           demo_image):
+def test_logits_equal_timm_loaded_directly(
+    demo_model, demo_assets, demo_image
+):
     inputs = load_images(
-        demo_model, demo_assets.config,
-        [demo_image('chelsea'), demo_image('coffee')])
+        demo_model,
+        demo_assets.config,
+        [demo_image('chelsea'), demo_image('coffee')],
+    )
     with torch.no_grad():
         ours = demo_model(inputs)
         theirs = _independent_timm()(inputs)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
-def test_pipeline_matches_timm_eval_transform(demo_model, demo_assets,
-                                              demo_image):
+def test_pipeline_matches_timm_eval_transform(
+    demo_model, demo_assets, demo_image
+):
     from PIL import Image
     from timm.data import create_transform, resolve_data_config
+
     timm_model = timm.create_model('tf_efficientnet_lite0')
     transform = create_transform(**resolve_data_config({}, model=timm_model))
     for name in ('chelsea', 'rocket'):
@@ -88,7 +104,8 @@ def test_pipeline_matches_timm_eval_transform(demo_model, demo_assets,
         ('chelsea', CAT_CLASSES),
         ('coffee', {967, 968}),  # espresso, cup
         ('motorcycle', {665, 670}),  # moped, motor scooter
-    ])
+    ],
+)
 def test_top1_is_sensible(demo_model, demo_assets, demo_image, name, expected):
     inputs = load_images(demo_model, demo_assets.config, [demo_image(name)])
     with torch.no_grad():

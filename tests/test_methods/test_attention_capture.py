@@ -1,75 +1,16 @@
-"""Attention capture: same outputs, recorded probabilities, clean restore.
+"""Attention capture: same outputs, recorded probabilities, clean restore."""
 
-Also holds :func:`tiny_classifier`, the tiny models of every supported
-family that ``test_attention_methods.py`` uses too.
-"""
 import functools
-import logging
 
 import numpy as np
 import pytest
 import torch
 
-from mmcam_ext.methods.attention_capture import (ATTENTION_FACTS,
-                                                 AttentionCapture)
-
-ARCH = dict(embed_dims=16, num_layers=2, num_heads=2, feedforward_channels=32)
-VIT_HEAD = dict(type='VisionTransformerClsHead', num_classes=3, in_channels=16)
-LINEAR_HEAD = dict(type='LinearClsHead', num_classes=3, in_channels=16)
-PATCH = dict(img_size=32, patch_size=8)
-
-TINY = {
-    'vit': dict(backbone=dict(type='VisionTransformer', arch=ARCH, **PATCH),
-                head=VIT_HEAD),
-    'deit_distilled': dict(
-        backbone=dict(type='DistilledVisionTransformer', arch=ARCH, **PATCH),
-        head=dict(type='DeiTClsHead', num_classes=3, in_channels=16)),
-    'deit3': dict(backbone=dict(type='DeiT3', arch=ARCH, **PATCH),
-                  head=VIT_HEAD),
-    # BEiT's classification default: relative position bias, mean patch
-    # token to the head (out_type='avg_featmap').
-    'beit': dict(backbone=dict(type='BEiTViT', arch=ARCH,
-                               use_abs_pos_emb=False, use_rel_pos_bias=True,
-                               layer_scale_init_value=0.1, **PATCH),
-                 head=LINEAR_HEAD),
-    'eva02': dict(backbone=dict(type='ViTEVA02', arch=ARCH, **PATCH),
-                  head=VIT_HEAD),
-    't2t': dict(backbone=dict(type='T2T_ViT', img_size=32, embed_dims=16,
-                              num_layers=2, t2t_cfg=dict(token_dims=8),
-                              layer_cfgs=dict(num_heads=2,
-                                              feedforward_channels=32)),
-                head=VIT_HEAD),
-    # RevViT concatenates its two streams: 2 x 16 channels to the head.
-    'revvit': dict(backbone=dict(type='RevVisionTransformer', arch=ARCH,
-                                 **PATCH),
-                   head=dict(LINEAR_HEAD, in_channels=32)),
-    'swin': dict(backbone=dict(type='SwinTransformer', arch=dict(
-        embed_dims=16, depths=[1, 1], num_heads=[1, 2]), img_size=32,
-                               out_indices=(1, ),
-                               window_size=4),
-                 neck=dict(type='GlobalAveragePooling'),
-                 head=dict(LINEAR_HEAD, in_channels=32)),
-}
-# BEiT's relative position table is fixed to the training grid.
-NON_SQUARE_OK = [k for k in TINY if k not in ('beit', 'swin')]
-
-
-def tiny_classifier(kind: str, head_std: float = 0.5) -> torch.nn.Module:
-    """A 2-block classifier of family ``kind`` with random weights, eval.
-
-    The head is drawn from N(0, ``head_std``): several configs initialise it
-    to zero, which would give zero gradients everywhere.
-    """
-    from mmengine.logging import MMLogger
-    from mmpretrain.registry import MODELS
-    from mmpretrain.utils import register_all_modules
-    register_all_modules()
-    MMLogger.get_current_instance().setLevel(logging.ERROR)
-    model = MODELS.build(dict(type='ImageClassifier', **TINY[kind]))
-    model.init_weights()
-    for p in model.head.parameters():
-        torch.nn.init.normal_(p, std=head_std)
-    return model.eval()
+from mmcam_ext.methods.attention_capture import (
+    ATTENTION_FACTS,
+    AttentionCapture,
+)
+from tests.helpers.attention_models import NON_SQUARE_OK, TINY, tiny_classifier
 
 
 def _logits(model, x):
@@ -111,9 +52,12 @@ def test_grid_and_extra_tokens_follow_the_input():
 def _hand_attention(model, x):
     """softmax(Q Kᵀ / √d) per block from ln1 outputs and qkv weights, numpy."""
     inputs = []
-    handles = [layer.ln1.register_forward_hook(
-        lambda m, a, out: inputs.append(out.detach().double().numpy()))
-        for layer in model.backbone.layers]
+    handles = [
+        layer.ln1.register_forward_hook(
+            lambda m, a, out: inputs.append(out.detach().double().numpy())
+        )
+        for layer in model.backbone.layers
+    ]
     _logits(model, x)
     for h in handles:
         h.remove()
@@ -143,13 +87,16 @@ def test_recorded_attention_matches_hand_computation():
 
 def test_qk_scale_attention_function_is_reproduced():
     """``qk_scale`` makes MMPretrain call its python implementation."""
-    from mmpretrain.models.utils.attention import \
-        scaled_dot_product_attention_pyimpl as pyimpl
+    from mmpretrain.models.utils.attention import (
+        scaled_dot_product_attention_pyimpl as pyimpl,
+    )
+
     model = tiny_classifier('vit')
     attn = model.backbone.layers[0].attn
     # What MultiheadAttention.__init__ does when qk_scale is set.
     attn.scaled_dot_product_attention = functools.partial(
-        pyimpl, scale=attn.head_dims**-0.5)
+        pyimpl, scale=attn.head_dims**-0.5
+    )
     x = torch.randn(2, 3, 32, 32)
     before = _logits(model, x)
     with AttentionCapture(model):
@@ -161,10 +108,14 @@ def _model_state(model):
     """Per module: instance attributes (identity) and hook counts."""
     state = {}
     for name, module in model.named_modules():
-        attrs = {k: id(v) for k, v in vars(module).items()
-                 if not k.startswith('_')}
-        hooks = (len(module._forward_hooks), len(module._forward_pre_hooks),
-                 len(module._backward_hooks))
+        attrs = {
+            k: id(v) for k, v in vars(module).items() if not k.startswith('_')
+        }
+        hooks = (
+            len(module._forward_hooks),
+            len(module._forward_pre_hooks),
+            len(module._backward_hooks),
+        )
         state[name] = (attrs, hooks)
     return state
 
@@ -190,8 +141,10 @@ def test_capture_restores_modules_on_error():
 
 def test_collected_refuses_missing_forward():
     model = tiny_classifier('vit')
-    with AttentionCapture(model) as cap, pytest.raises(
-            RuntimeError, match='did not run'):
+    with (
+        AttentionCapture(model) as cap,
+        pytest.raises(RuntimeError, match='did not run'),
+    ):
         cap.collected()
 
 
@@ -203,10 +156,12 @@ def test_windowed_attention_points_to_gradient_methods():
 
 def test_unknown_backbone_lists_supported_families():
     from mmpretrain.models import ImageClassifier
+
     model = ImageClassifier(
         backbone=dict(type='ResNet', depth=18),
         neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=512))
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=512),
+    )
     with pytest.raises(ValueError) as err:
         AttentionCapture(model)
     message = str(err.value)

@@ -5,15 +5,20 @@ relevance on a 3-token example, and an independent numpy computation on a
 2-block ViT whose attention and gradients come from a forward pass written
 out in the test (not from the capture under test).
 """
+
 import numpy as np
 import pytest
 import torch
-from test_attention_capture import tiny_classifier
 
-from mmcam_ext.apis.engine import CAMEngine
+from mmcam_ext.apis.cam_engine import CAMEngine
 from mmcam_ext.methods import build_method
-from mmcam_ext.methods.attention import (grad_attention_saliency, readout,
-                                         relevance, rollout)
+from mmcam_ext.methods.attention import (
+    grad_attention_saliency,
+    readout,
+    relevance,
+    rollout,
+)
+from tests.helpers.attention_models import tiny_classifier
 
 # One head, cls + 2 patches. The cls token attends half to itself, half to
 # patch 1; patches attend to themselves.
@@ -25,8 +30,9 @@ def test_rollout_literal_hand_computation():
     # squared: cls row = [.5625, .75*.25 + .25*1, 0] = [.5625, .4375, 0].
     joint = rollout([A, A])
     np.testing.assert_allclose(joint[0, 0].numpy(), [0.5625, 0.4375, 0.0])
-    np.testing.assert_allclose(readout(joint, slice(0, 1), 1)[0].numpy(),
-                               [0.4375, 0.0])
+    np.testing.assert_allclose(
+        readout(joint, slice(0, 1), 1)[0].numpy(), [0.4375, 0.0]
+    )
 
 
 def test_relevance_literal_hand_computation():
@@ -88,8 +94,13 @@ def test_grad_attention_matches_numpy():
     attns = [torch.rand(2, 3, 6, 6).softmax(-1) for _ in range(4)]
     grads = [torch.randn(2, 3, 6, 6) for _ in range(4)]
     got = grad_attention_saliency(attns, grads, slice(0, 1), 1, 1e-3)
-    want = np_grad_attention([a.numpy() for a in attns],
-                             [g.numpy() for g in grads], slice(0, 1), 1, 1e-3)
+    want = np_grad_attention(
+        [a.numpy() for a in attns],
+        [g.numpy() for g in grads],
+        slice(0, 1),
+        1,
+        1e-3,
+    )
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-6)
 
 
@@ -112,7 +123,7 @@ def manual_vit(model, x):
         heads = layer.attn.num_heads
         qkv = layer.attn.qkv(h).reshape(bsz, n, 3, heads, c // heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        attn = (q @ k.transpose(-2, -1) / (c // heads)**0.5).softmax(-1)
+        attn = (q @ k.transpose(-2, -1) / (c // heads) ** 0.5).softmax(-1)
         attns.append(attn)
         mixed = (attn @ v).transpose(1, 2).reshape(bsz, n, c)
         tokens = tokens + layer.attn.proj(mixed)
@@ -127,8 +138,9 @@ def test_methods_on_tiny_vit_match_hand_computation():
     targets = torch.tensor([0, 2])
     logits, attns = manual_vit(model, x)
     assert torch.allclose(logits, model(x, mode='tensor'), atol=1e-5)
-    grads = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(),
-                                attns)
+    grads = torch.autograd.grad(
+        logits.gather(1, targets[:, None]).sum(), attns
+    )
     a = [t.detach().double().numpy() for t in attns]
     g = [t.double().numpy() for t in grads]
     want = {
@@ -139,16 +151,19 @@ def test_methods_on_tiny_vit_match_hand_computation():
     for name, expected in want.items():
         sal, grid = build_method(name).patch_saliency(model, x, targets)
         assert grid == (4, 4)
-        np.testing.assert_allclose(sal.double().numpy(), expected,
-                                   rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(
+            sal.double().numpy(), expected, rtol=1e-4, atol=1e-6, err_msg=name
+        )
 
 
 def test_distilled_deit_reads_cls_and_dist_rows():
     model = tiny_classifier('deit_distilled')
     x = torch.randn(2, 3, 32, 32)
     sal, grid = build_method('attention_rollout').patch_saliency(
-        model, x, None)
+        model, x, None
+    )
     from mmcam_ext.methods.attention_capture import AttentionCapture
+
     with AttentionCapture(model) as cap, torch.no_grad():
         model(x, mode='tensor')
     joint = np_rollout([t.double().numpy() for t in cap.collected()])
@@ -185,7 +200,9 @@ def test_batch_gives_each_sample_its_own_target(name):
     method = build_method(name)
     batch, _ = method.patch_saliency(model, x, torch.tensor([0, 2]))
     for i, t in enumerate([0, 2]):
-        single, _ = method.patch_saliency(model, x[i:i + 1], torch.tensor([t]))
+        single, _ = method.patch_saliency(
+            model, x[i : i + 1], torch.tensor([t])
+        )
         assert torch.allclose(batch[i], single[0], rtol=1e-4, atol=1e-7)
 
 
@@ -194,24 +211,37 @@ def test_non_square_input_uses_real_grid(kind):
     model = tiny_classifier(kind)
     x = torch.randn(2, 3, 32, 48)
     sal, grid = build_method('attention_relevance').patch_saliency(
-        model, x, torch.tensor([0, 1]))
+        model, x, torch.tensor([0, 1])
+    )
     assert grid[1] > grid[0] and sal.shape == (2, grid[0] * grid[1])
     result = CAMEngine(model).explain(x, methods=['attention_relevance'])
     maps = result.maps['AttentionRelevance']
     assert maps.shape == (2, 1, 32, 48)
 
 
-@pytest.mark.parametrize('kind', ['vit', 'deit_distilled', 'deit3', 'beit',
-                                  'eva02', 't2t', 'revvit'])
+@pytest.mark.parametrize(
+    'kind',
+    ['vit', 'deit_distilled', 'deit3', 'beit', 'eva02', 't2t', 'revvit'],
+)
 def test_engine_runs_attention_methods_next_to_gradcam(kind):
     model = tiny_classifier(kind)
     flags = [p.requires_grad for p in model.parameters()]
     x = torch.randn(2, 3, 32, 32)
     result = CAMEngine(model).explain(
-        x, methods=['attention_rollout', 'grad_attention',
-                    'attention_relevance', 'gradcam'])
-    assert set(result.maps) == {'AttentionRollout', 'GradAttention',
-                                'AttentionRelevance', 'GradCAM'}
+        x,
+        methods=[
+            'attention_rollout',
+            'grad_attention',
+            'attention_relevance',
+            'gradcam',
+        ],
+    )
+    assert set(result.maps) == {
+        'AttentionRollout',
+        'GradAttention',
+        'AttentionRelevance',
+        'GradCAM',
+    }
     for name, maps in result.maps.items():
         assert maps.shape == (2, 1, 32, 32), name
         assert np.isfinite(maps).all() and maps.min() >= 0
@@ -226,13 +256,17 @@ def test_methods_refuse_windowed_backbones():
     model = tiny_classifier('swin')
     with pytest.raises(ValueError, match='gradcam'):
         build_method('grad_attention').patch_saliency(
-            model, torch.randn(1, 3, 32, 32), torch.tensor([0]))
+            model, torch.randn(1, 3, 32, 32), torch.tensor([0])
+        )
 
 
-@pytest.mark.parametrize('kwargs,match', [
-    (dict(head_fusion='median'), 'head_fusion'),
-    (dict(discard_ratio=1.0), 'discard_ratio'),
-])
+@pytest.mark.parametrize(
+    'kwargs,match',
+    [
+        (dict(head_fusion='median'), 'head_fusion'),
+        (dict(discard_ratio=1.0), 'discard_ratio'),
+    ],
+)
 def test_rollout_rejects_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_method('attention_rollout', **kwargs)
@@ -240,6 +274,7 @@ def test_rollout_rejects_bad_options(kwargs, match):
 
 def test_tokens_to_maps_folds_row_major_and_per_sample():
     from mmcam_ext.methods.attention import tokens_to_maps
+
     sal = torch.zeros(2, 12)  # a 2 x 6 grid, 8 px patches on 16 x 48
     sal[0, 1 * 6 + 4] = 1.0  # row 1, column 4
     sal[1, 0], sal[1, 11] = 1e-3, 5e-4  # tiny scores, another sample

@@ -1,12 +1,16 @@
 """Native batched ScoreCAM: equal to pytorch-grad-cam's, pruning works."""
+
 import numpy as np
 import pytest
 import torch
 
 from mmcam_ext import CAMEngine
 from mmcam_ext.methods import ScoreCAM, build_method
-from mmcam_ext.resolvers import ClassifierLogits, classifier_logits, get_module
-from tests.conftest import build_classifier
+from mmcam_ext.utils.model import (
+    ClassifierLogits,
+    get_module,
+)
+from tests.helpers.models import build_classifier
 
 LAYER = 'backbone.layer2.1.conv2'  # 128 channels: quick
 
@@ -20,6 +24,7 @@ def cnn():
 def _reference(model, x, targets):
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     cam = pgc.ScoreCAM(ClassifierLogits(model), [get_module(model, LAYER)])
     cam.batch_size = 64
     try:
@@ -41,9 +46,13 @@ def test_matches_pytorch_grad_cam(cnn, mask_batch_size):
     """Chunks that split and mix images give pytorch-grad-cam's maps."""
     x = torch.randn(2, 3, 48, 64)
     targets = [3, 500]
-    ours = CAMEngine(cnn, [LAYER]).explain(
-        x, [ScoreCAM(mask_batch_size=mask_batch_size)],
-        targets=targets).maps['ScoreCAM'][:, 0]
+    ours = (
+        CAMEngine(cnn, [LAYER])
+        .explain(
+            x, [ScoreCAM(mask_batch_size=mask_batch_size)], targets=targets
+        )
+        .maps['ScoreCAM'][:, 0]
+    )
     ref = _reference(cnn, x, targets)
     assert np.ptp(ref) > 0.5
     np.testing.assert_allclose(ours, ref, atol=1e-4)
@@ -52,6 +61,7 @@ def test_matches_pytorch_grad_cam(cnn, mask_batch_size):
 def test_top_k_pruning_scores_fewer_channels(cnn, monkeypatch):
     """Only k masked forwards per image; full k equals no pruning."""
     import mmcam_ext.methods.score_cam as sc
+
     x = torch.randn(2, 3, 48, 64)
     calls = []
     real = sc.classifier_logits
@@ -62,11 +72,13 @@ def test_top_k_pruning_scores_fewer_channels(cnn, monkeypatch):
 
     monkeypatch.setattr(sc, 'classifier_logits', counting)
     engine = CAMEngine(cnn, [LAYER])
-    pruned = engine.explain(x, [ScoreCAM(16, top_k_channels=8)],
-                            targets=[1, 2]).maps['ScoreCAM']
+    pruned = engine.explain(
+        x, [ScoreCAM(16, top_k_channels=8)], targets=[1, 2]
+    ).maps['ScoreCAM']
     assert sum(calls[1:]) == 2 * 8  # first call: the clean activations
-    full = engine.explain(x, [ScoreCAM(64, top_k_channels=128)],
-                          targets=[1, 2]).maps['ScoreCAM']
+    full = engine.explain(
+        x, [ScoreCAM(64, top_k_channels=128)], targets=[1, 2]
+    ).maps['ScoreCAM']
     plain = engine.explain(x, [ScoreCAM(64)], targets=[1, 2]).maps['ScoreCAM']
     np.testing.assert_allclose(full, plain, atol=1e-6)
     assert pruned.shape == plain.shape and np.isfinite(pruned).all()

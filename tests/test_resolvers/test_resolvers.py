@@ -1,21 +1,26 @@
 """Resolver scenarios: non-square inputs, extra tokens, NHWC, overrides,
 wrong names, the generic fallback, a user's resolver and TimmClassifier."""
+
 import pytest
 import torch
 from mmpretrain.models import TimmClassifier
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from mmcam_ext import CAMEngine, TARGET_RESOLVERS
-from mmcam_ext.resolvers import (BaseResolver, ForwardTrace, GenericResolver,
-                                 find_resolver, plausible_map,
-                                 resolve_targets)
+from mmcam_ext import TARGET_RESOLVERS, CAMEngine
+from mmcam_ext.resolvers import (
+    BaseResolver,
+    ForwardTrace,
+    GenericResolver,
+    find_resolver,
+    generic,
+    plausible_map,
+    resolve_targets,
+)
 from mmcam_ext.structures import TargetSpec, TokenLayout
-from mmcam_ext.resolvers import generic
-from tests.conftest import build_classifier
-
-from .helpers import check_layer_choice, layer_map_and_grad
-from .zoo_cases import ZOO_CASES
+from tests.helpers.layers import check_layer_choice, layer_map_and_grad
+from tests.helpers.models import build_classifier
+from tests.helpers.zoo_cases import ZOO_CASES
 
 NON_SQUARE = (320, 224)
 
@@ -25,16 +30,16 @@ def _case(family):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('family,stride', [('ViT', 16), ('DeiT', 16),
-                                           ('Swin', 32)])
+@pytest.mark.parametrize(
+    'family,stride', [('ViT', 16), ('DeiT', 16), ('Swin', 32)]
+)
 def test_non_square_input_uses_the_real_grid(family, stride):
     model = build_classifier(_case(family).model_config())
     x = torch.randn(2, 3, *NON_SQUARE)
     spec = check_layer_choice(model, x)
     act, _ = layer_map_and_grad(model, spec, x)
     # 20x14 patches (10x7 for Swin's last stage), never a sqrt guess.
-    assert act.shape[-2:] == (NON_SQUARE[0] // stride,
-                              NON_SQUARE[1] // stride)
+    assert act.shape[-2:] == (NON_SQUARE[0] // stride, NON_SQUARE[1] // stride)
 
 
 def test_cls_token_vit_explains_the_input_of_the_last_attention():
@@ -44,7 +49,8 @@ def test_cls_token_vit_explains_the_input_of_the_last_attention():
     assert spec.layers == ['backbone.layers.11.ln1']
     # Why: the last block's output patch tokens never reach the class token.
     _, grad = layer_map_and_grad(
-        model, TargetSpec(['backbone.layers.11'], spec.layout), x)
+        model, TargetSpec(['backbone.layers.11'], spec.layout), x
+    )
     assert not bool(grad.any())
 
 
@@ -89,16 +95,20 @@ def test_channels_last_backbone():
     act, _ = layer_map_and_grad(model, spec, x)
     assert act.shape[1:] == (768, 8, 6)  # 128x96 input, 16-pixel patches
     # Its channel-reduction neck is NCHW again: a user layer there is too.
-    spec = check_layer_choice(model, x,
-                              target_layers=['backbone.channel_reduction'])
+    spec = check_layer_choice(
+        model, x, target_layers=['backbone.channel_reduction']
+    )
     assert spec.layout.kind == 'nchw'
 
 
 def test_wrong_layer_name_lists_close_matches():
     model = build_classifier('resnet18_8xb32_in1k')
     with pytest.raises(KeyError, match='backbone.layer4'):
-        resolve_targets(model, torch.randn(1, 3, 64, 64),
-                        target_layers=['backbone.layer44'])
+        resolve_targets(
+            model,
+            torch.randn(1, 3, 64, 64),
+            target_layers=['backbone.layer44'],
+        )
 
 
 @pytest.mark.slow
@@ -106,7 +116,8 @@ def test_user_layer_in_another_stage_gets_its_own_grid():
     model = build_classifier(_case('Swin').model_config())
     x = torch.randn(2, 3, 128, 96)
     spec = check_layer_choice(
-        model, x, target_layers=['backbone.stages.2.blocks.1'])
+        model, x, target_layers=['backbone.stages.2.blocks.1']
+    )
     act, _ = layer_map_and_grad(model, spec, x)
     assert act.shape[-2:] == (8, 6)
 
@@ -123,12 +134,14 @@ def test_generic_fallback_skips_window_attention_and_logs(monkeypatch):
     model = build_classifier(_case('Swin').model_config())
     trace = ForwardTrace(model, torch.randn(1, 3, 96, 64))
     logged = []
-    monkeypatch.setattr(generic, 'print_log',
-                        lambda msg, **kwargs: logged.append(msg))
+    monkeypatch.setattr(
+        generic, 'print_log', lambda msg, **kwargs: logged.append(msg)
+    )
     spec = GenericResolver().resolve(model, trace)
     assert spec.layers == ['backbone.norm3']
-    assert any("generic fallback chose ['backbone.norm3']" in m
-               for m in logged)
+    assert any(
+        "generic fallback chose ['backbone.norm3']" in m for m in logged
+    )
 
 
 def test_engine_rejects_a_layer_with_another_batch():
@@ -149,17 +162,20 @@ class TinyNet(nn.Module):
         self.body = nn.Conv2d(8, 16, 3, stride=2, padding=1)
 
     def forward(self, x):
-        return (self.body(torch.relu(self.stem(x))), )
+        return (self.body(torch.relu(self.stem(x))),)
 
 
 @pytest.fixture
 def tiny_classifier():
     MODELS.register_module(name='TinyNet', module=TinyNet, force=True)
     yield MODELS.build(
-        dict(type='ImageClassifier', backbone=dict(type='TinyNet'),
-             neck=dict(type='GlobalAveragePooling'),
-             head=dict(type='LinearClsHead', num_classes=5,
-                       in_channels=16))).eval()
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='TinyNet'),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=5, in_channels=16),
+        )
+    ).eval()
     MODELS._module_dict.pop('TinyNet', None)
 
 
@@ -173,7 +189,7 @@ def test_user_registered_resolver_is_picked_up(tiny_classifier):
 
     @TARGET_RESOLVERS.register_module()
     class TinyNetResolver(BaseResolver):
-        backbones = ('TinyNet', )
+        backbones = ('TinyNet',)
 
         def resolve(self, model, trace):
             return TargetSpec(['backbone.stem'], TokenLayout('nchw'), 'test')
@@ -189,11 +205,14 @@ def test_user_registered_resolver_is_picked_up(tiny_classifier):
         TARGET_RESOLVERS._module_dict.pop('TinyNetResolver')
 
 
-@pytest.mark.parametrize('name,size,layer', [
-    ('resnet18', (96, 64), 'model.layer4'),
-    ('tf_efficientnet_lite0', (96, 64), 'model.bn2'),  # the demo's model
-    ('vit_tiny_patch16_224', (224, 224), 'model.blocks.11.norm1'),
-])
+@pytest.mark.parametrize(
+    'name,size,layer',
+    [
+        ('resnet18', (96, 64), 'model.layer4'),
+        ('tf_efficientnet_lite0', (96, 64), 'model.bn2'),  # the demo's model
+        ('vit_tiny_patch16_224', (224, 224), 'model.blocks.11.norm1'),
+    ],
+)
 def test_timm_classifier(name, size, layer):
     model = TimmClassifier(model_name=name, num_classes=10).eval()
     spec = check_layer_choice(model, torch.randn(2, 3, *size))

@@ -5,6 +5,7 @@ weights and checks what the resolver's layer choice controls (see
 ``helpers.check_layer_choice``): the layer runs, its gradient is non-zero,
 its map follows the input's spatial layout and the pre-ReLU map varies.
 """
+
 import pytest
 import torch
 from mmpretrain.registry import MODELS
@@ -12,10 +13,9 @@ from mmpretrain.registry import MODELS
 from mmcam_ext.resolvers import find_resolver
 from mmcam_ext.resolvers.facts import FAMILY_FACTS, find_facts
 from mmcam_ext.resolvers.vit import VIT_FACTS
-from tests.conftest import build_classifier
-
-from .helpers import check_layer_choice, variance_preserving_init
-from .zoo_cases import ZOO_CASES
+from tests.helpers.layers import check_layer_choice, variance_preserving_init
+from tests.helpers.models import build_classifier
+from tests.helpers.zoo_cases import ZOO_CASES
 
 
 @pytest.mark.slow

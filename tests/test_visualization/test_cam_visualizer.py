@@ -1,4 +1,6 @@
-"""CAMVisualizer: overlay colours, signed maps, grid layout, file and backends."""
+"""CAMVisualizer: overlay colours, signed maps, grid layout, files,
+backends."""
+
 import cv2
 import mmcv
 import numpy as np
@@ -30,7 +32,8 @@ def test_overlay_peak_corner_is_red_with_jet():
 def test_overlay_alpha_zero_is_identity_and_bad_alpha_raises():
     img = np.random.default_rng(0).integers(0, 255, (20, 30, 3), np.uint8)
     np.testing.assert_array_equal(
-        CAMVisualizer.overlay(img, corner_map(), alpha=0.0), img)
+        CAMVisualizer.overlay(img, corner_map(), alpha=0.0), img
+    )
     with pytest.raises(ValueError, match='alpha'):
         CAMVisualizer.overlay(img, corner_map(), alpha=1.5)
     with pytest.raises(ValueError, match='2-D'):
@@ -63,9 +66,15 @@ def test_overlay_resizes_cam_to_image():
 def test_grid_has_one_panel_per_method_plus_original(n_methods):
     vis = CAMVisualizer(name=f'grid{n_methods}')
     cams = {f'M{i}': np.random.rand(8, 8) for i in range(n_methods)}
-    grid = vis.draw_cam(GREY, cams, pred_label=1, pred_score=0.5,
-                        target_label=1, classes=['a', 'b'],
-                        add_to_backends=False)
+    grid = vis.draw_cam(
+        GREY,
+        cams,
+        pred_label=1,
+        pred_score=0.5,
+        target_label=1,
+        classes=['a', 'b'],
+        add_to_backends=False,
+    )
     panel = MIN_PANEL_SIDE + 2  # upscaled 64 px image + 2 px separator
     assert grid.shape[1] == (1 + n_methods) * panel
     assert grid.dtype == np.uint8 and grid.shape[2] == 3
@@ -78,27 +87,38 @@ def test_out_file_keeps_colours_pure_red(tmp_path):
     red[..., 0] = 255  # RGB red
     vis = CAMVisualizer(name='red')
     out = tmp_path / 'red.png'
-    grid = vis.draw_cam(red, {'GradCAM': np.zeros((4, 4))},
-                        out_file=str(out), add_to_backends=False)
+    grid = vis.draw_cam(
+        red,
+        {'GradCAM': np.zeros((4, 4))},
+        out_file=str(out),
+        add_to_backends=False,
+    )
     bgr = cv2.imread(str(out))
     y, x = grid.shape[0] - 10, 10  # inside the original-image panel
     np.testing.assert_array_equal(bgr[y, x], [0, 0, 255])
-    np.testing.assert_array_equal(mmcv.imread(str(out), channel_order='rgb'),
-                                  grid)
+    np.testing.assert_array_equal(
+        mmcv.imread(str(out), channel_order='rgb'), grid
+    )
 
 
 def test_grid_reaches_local_vis_backend(tmp_path):
     vis = VISUALIZERS.build(
-        dict(type='CAMVisualizer', name='backend_test',
-             vis_backends=[dict(type='LocalVisBackend')],
-             save_dir=str(tmp_path)))
+        dict(
+            type='CAMVisualizer',
+            name='backend_test',
+            vis_backends=[dict(type='LocalVisBackend')],
+            save_dir=str(tmp_path),
+        )
+    )
     assert isinstance(vis, CAMVisualizer)
-    grid = vis.draw_cam(GREY, {'GradCAM': corner_map()}, name='sample7',
-                        step=3)
+    grid = vis.draw_cam(
+        GREY, {'GradCAM': corner_map()}, name='sample7', step=3
+    )
     files = list(tmp_path.rglob('sample7_3.png'))
     assert len(files) == 1, list(tmp_path.rglob('*'))
     np.testing.assert_array_equal(
-        mmcv.imread(str(files[0]), channel_order='rgb'), grid)
+        mmcv.imread(str(files[0]), channel_order='rgb'), grid
+    )
 
 
 def test_to_rgb_flips_bgr_and_chw():

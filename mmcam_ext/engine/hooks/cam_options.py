@@ -5,12 +5,18 @@ num=8)``); grouping keeps the hook's constructor to a handful of arguments,
 and building a frozen dataclass from the dict rejects misspelt keys with the
 list of valid ones instead of silently ignoring them.
 """
+
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 __all__ = [
-    'SampleSelection', 'DumpOptions', 'ExplainOptions', 'build_options',
-    'SELECTION_MODES', 'TARGET_KINDS', 'INDEX_FORMATS'
+    'SampleSelection',
+    'DumpOptions',
+    'ExplainOptions',
+    'build_options',
+    'SELECTION_MODES',
+    'TARGET_KINDS',
+    'INDEX_FORMATS',
 ]
 
 SELECTION_MODES = ('first', 'indices', 'random', 'all')
@@ -45,6 +51,7 @@ class SampleSelection:
             most ``ceil(max_per_eval / N)`` (ranks cannot see each other's
             counts without a collective per iteration).
     """
+
     mode: str = 'first'
     num: int = 8
     indices: Sequence[int] = ()
@@ -56,11 +63,15 @@ class SampleSelection:
     def __post_init__(self) -> None:
         _check_choice('samples.mode', self.mode, SELECTION_MODES)
         if self.mode == 'indices' and not self.indices:
-            raise ValueError("samples.mode='indices' needs a non-empty "
-                             'samples.indices list of dataset indices.')
+            raise ValueError(
+                "samples.mode='indices' needs a non-empty "
+                'samples.indices list of dataset indices.'
+            )
         if self.num < 1 or self.max_per_eval < 1:
-            raise ValueError('samples.num and samples.max_per_eval must be '
-                             f'>= 1, got {self.num} and {self.max_per_eval}.')
+            raise ValueError(
+                'samples.num and samples.max_per_eval must be '
+                f'>= 1, got {self.num} and {self.max_per_eval}.'
+            )
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class DumpOptions:
         colormap: Matplotlib colormap name.
         signed: Show the signed map (before ReLU) with a diverging colormap.
     """
+
     out_dir: str = 'cam'
     save_raw: bool = False
     index_format: str = 'json'
@@ -94,8 +106,9 @@ class DumpOptions:
     def __post_init__(self) -> None:
         _check_choice('output.index_format', self.index_format, INDEX_FORMATS)
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f'output.alpha must be in [0, 1], got '
-                             f'{self.alpha}.')
+            raise ValueError(
+                f'output.alpha must be in [0, 1], got {self.alpha}.'
+            )
 
 
 @dataclass(frozen=True)
@@ -109,14 +122,16 @@ class ExplainOptions:
         aug_smooth: Average over flips x brightness (6 passes: slower).
         eigen_smooth: First principal component instead of channel sum.
     """
+
     target_layers: Optional[Sequence[str]] = None
     num_extra_tokens: Optional[int] = None
     aug_smooth: bool = False
     eigen_smooth: bool = False
 
 
-def build_options(cls: Type[T], cfg: Union[None, T, Dict[str, Any]],
-                  arg: str) -> T:
+def build_options(
+    cls: Type[T], cfg: Union[None, T, Dict[str, Any]], arg: str
+) -> T:
     """Build option group ``cls`` from a dict, refusing unknown keys.
 
     Args:
@@ -133,8 +148,9 @@ def build_options(cls: Type[T], cfg: Union[None, T, Dict[str, Any]],
     valid = [f.name for f in fields(cls)]
     unknown = sorted(set(cfg) - set(valid))
     if unknown:
-        raise KeyError(f'Unknown key(s) {unknown} in {arg}; valid keys: '
-                       f'{valid}.')
+        raise KeyError(
+            f'Unknown key(s) {unknown} in {arg}; valid keys: {valid}.'
+        )
     return cls(**cfg)
 
 

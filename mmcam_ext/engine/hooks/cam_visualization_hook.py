@@ -1,4 +1,4 @@
-"""CAMs of chosen samples at every N-th validation / test, without side effects.
+"""CAMs of chosen samples at every N-th validation / test, side-effect free.
 
 Add to any MMPretrain config::
 
@@ -12,14 +12,24 @@ forward with grad enabled on the unwrapped model in eval mode
 samples, where the files go, and the distributed bookkeeping (each rank
 explains its shard; the index is merged on rank 0).
 """
+
 import logging
 import math
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import (Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple,
-                    Union)
+from typing import (
+    Any,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
@@ -30,26 +40,34 @@ from mmengine.logging import print_log
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 from torch import nn
 
-from ...apis.engine import CAMEngine
+from ...apis.cam_engine import CAMEngine
+from ...fileio.cam_dump import merge_rows, write_index, write_png
 from ...methods.base import build_method
 from ...registry import HOOKS
-from ...visualization.cam_visualizer import CAMVisualizer, to_rgb
+from ...utils.image import to_rgb
+from ...visualization.cam_visualizer import CAMVisualizer
 from ...visualization.gallery import write_gallery
-from ..cam_dump import merge_rows, write_index, write_png
-from .cam_options import (TARGET_KINDS, DumpOptions, ExplainOptions,
-                          SampleSelection, build_options)
+from .cam_options import (
+    TARGET_KINDS,
+    DumpOptions,
+    ExplainOptions,
+    SampleSelection,
+    build_options,
+)
 
 __all__ = ['CAMVisualizationHook']
 
 PHASES = ('val', 'test')
-OptionsLike = Union[None, Dict[str, Any], SampleSelection, DumpOptions,
-                    ExplainOptions]
+OptionsLike = Union[
+    None, Dict[str, Any], SampleSelection, DumpOptions, ExplainOptions
+]
 Pick = Tuple[int, int]  # (position in the batch, dataset index)
 
 
 @dataclass
 class _EvalState:
     """Bookkeeping of one evaluation; built fresh in ``before_*_epoch``."""
+
     phase: str
     step: int
     folder: Path
@@ -91,29 +109,35 @@ class CAMVisualizationHook(Hook):
         strict: Re-raise errors of the CAM work; by default they are logged
             as warnings and the evaluation carries on unharmed.
     """
+
     priority = 'LOW'
 
-    def __init__(self,
-                 methods: Union[str, Sequence[str]] = ('gradcam', ),
-                 target: str = 'pred',
-                 samples: OptionsLike = None,
-                 output: OptionsLike = None,
-                 explain: OptionsLike = None,
-                 interval: int = 1,
-                 phases: Union[str, Sequence[str]] = PHASES,
-                 strict: bool = False) -> None:
+    def __init__(
+        self,
+        methods: Union[str, Sequence[str]] = ('gradcam',),
+        target: str = 'pred',
+        samples: OptionsLike = None,
+        output: OptionsLike = None,
+        explain: OptionsLike = None,
+        interval: int = 1,
+        phases: Union[str, Sequence[str]] = PHASES,
+        strict: bool = False,
+    ) -> None:
         self.methods = [methods] if isinstance(methods, str) else list(methods)
         if not self.methods:
             raise ValueError('methods is empty: name at least one CAM method.')
         for name in self.methods:
             build_method(name)  # unknown names fail now, listing valid ones
         if target not in TARGET_KINDS:
-            raise ValueError(f'target must be one of {TARGET_KINDS}, got '
-                             f'{target!r}.')
-        self.phases = (phases, ) if isinstance(phases, str) else tuple(phases)
+            raise ValueError(
+                f'target must be one of {TARGET_KINDS}, got {target!r}.'
+            )
+        self.phases = (phases,) if isinstance(phases, str) else tuple(phases)
         if not self.phases or set(self.phases) - set(PHASES):
-            raise ValueError(f'phases must be a non-empty subset of {PHASES}, '
-                             f'got {phases!r}.')
+            raise ValueError(
+                f'phases must be a non-empty subset of {PHASES}, '
+                f'got {phases!r}.'
+            )
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}.')
         self.kinds = ['pred', 'gt'] if target == 'both' else [target]
@@ -122,7 +146,7 @@ class CAMVisualizationHook(Hook):
         self.explain = build_options(ExplainOptions, explain, 'explain')
         self.interval = interval
         self.strict = strict
-        self._evals = {phase: 0 for phase in PHASES}
+        self._evals = dict.fromkeys(PHASES, 0)
         self._state: Optional[_EvalState] = None
         self._engine: Optional[CAMEngine] = None
         self._drawer: Optional[CAMVisualizer] = None
@@ -131,8 +155,13 @@ class CAMVisualizationHook(Hook):
     def before_val_epoch(self, runner) -> None:
         self._begin(runner, 'val', runner.val_loop)
 
-    def after_val_iter(self, runner, batch_idx: int, data_batch: Any = None,
-                       outputs: Optional[Sequence] = None) -> None:
+    def after_val_iter(
+        self,
+        runner,
+        batch_idx: int,
+        data_batch: Any = None,
+        outputs: Optional[Sequence] = None,
+    ) -> None:
         self._on_iter(runner, data_batch, outputs)
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
@@ -141,8 +170,13 @@ class CAMVisualizationHook(Hook):
     def before_test_epoch(self, runner) -> None:
         self._begin(runner, 'test', runner.test_loop)
 
-    def after_test_iter(self, runner, batch_idx: int, data_batch: Any = None,
-                        outputs: Optional[Sequence] = None) -> None:
+    def after_test_iter(
+        self,
+        runner,
+        batch_idx: int,
+        data_batch: Any = None,
+        outputs: Optional[Sequence] = None,
+    ) -> None:
         self._on_iter(runner, data_batch, outputs)
 
     def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
@@ -173,9 +207,12 @@ class CAMVisualizationHook(Hook):
             classes=list(classes) if classes is not None else None,
             quota=math.ceil(self.selection.max_per_eval / world_size),
             local_indices=list(iter(dataloader.sampler)),
-            padded_from=(math.ceil((len(dataset) - rank) / world_size)
-                         if isinstance(dataloader.sampler, DefaultSampler)
-                         else None))
+            padded_from=(
+                math.ceil((len(dataset) - rank) / world_size)
+                if isinstance(dataloader.sampler, DefaultSampler)
+                else None
+            ),
+        )
         self._state.folder.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
@@ -206,16 +243,21 @@ class CAMVisualizationHook(Hook):
             return set(range(min(sel.num, size)))
         if sel.mode == 'random':
             rng = np.random.default_rng(sel.seed)
-            return {int(i) for i in rng.choice(size, min(sel.num, size),
-                                               replace=False)}
+            return {
+                int(i)
+                for i in rng.choice(size, min(sel.num, size), replace=False)
+            }
         bad = [i for i in sel.indices if not 0 <= int(i) < size]
         if bad:
-            raise IndexError(f'samples.indices {bad} out of range: the '
-                             f'dataset has {size} samples (0..{size - 1}).')
+            raise IndexError(
+                f'samples.indices {bad} out of range: the '
+                f'dataset has {size} samples (0..{size - 1}).'
+            )
         return {int(i) for i in sel.indices}
 
-    def _class_ids(self, classes: Optional[Sequence[str]]
-                   ) -> Optional[Set[int]]:
+    def _class_ids(
+        self, classes: Optional[Sequence[str]]
+    ) -> Optional[Set[int]]:
         wanted = self.selection.classes
         if wanted is None:
             return None
@@ -224,37 +266,46 @@ class CAMVisualizationHook(Hook):
         for cls in wanted:
             if isinstance(cls, str):
                 if cls not in names:
-                    raise KeyError(f'samples.classes: no class {cls!r} in the '
-                                   f'dataset; its classes are {names}.')
+                    raise KeyError(
+                        f'samples.classes: no class {cls!r} in the '
+                        f'dataset; its classes are {names}.'
+                    )
                 ids.add(names.index(cls))
             else:
                 ids.add(int(cls))
         return ids
 
-    def _pick(self, st: _EvalState, outputs: Sequence, start: int
-              ) -> List[Pick]:
+    def _pick(
+        self, st: _EvalState, outputs: Sequence, start: int
+    ) -> List[Pick]:
         """Samples of this batch to explain: candidates, filters, quota."""
         picks: List[Pick] = []
         taken = len({row['dataset_index'] for row in st.rows})
         for i, sample in enumerate(outputs):
             pos = start + i
             if taken + len(picks) >= st.quota or (
-                    st.padded_from is not None and pos >= st.padded_from):
+                st.padded_from is not None and pos >= st.padded_from
+            ):
                 break  # quota reached, or the sampler's padding repeats
             idx = sample.get('sample_idx')
             idx = int(st.local_indices[pos] if idx is None else idx)
             gt, pred = _label(sample, 'gt_label'), _label(sample, 'pred_label')
-            if (st.candidates is not None and idx not in st.candidates) or (
-                    self.selection.misclassified_only and
-                (gt is None or gt == pred)) or (
-                    st.class_ids is not None and gt not in st.class_ids):
+            if (
+                (st.candidates is not None and idx not in st.candidates)
+                or (
+                    self.selection.misclassified_only
+                    and (gt is None or gt == pred)
+                )
+                or (st.class_ids is not None and gt not in st.class_ids)
+            ):
                 continue
             picks.append((i, idx))
         return picks
 
     # ----------------------------------------------------------- work
-    def _on_iter(self, runner, data_batch: Any,
-                 outputs: Optional[Sequence]) -> None:
+    def _on_iter(
+        self, runner, data_batch: Any, outputs: Optional[Sequence]
+    ) -> None:
         st = self._state
         if st is None or not outputs:
             return
@@ -263,11 +314,12 @@ class CAMVisualizationHook(Hook):
             picks = self._pick(st, outputs, start)
             if picks:
                 self._explain_batch(runner, data_batch, outputs, picks)
-        except Exception as err:  # noqa: BLE001  (must not stop validation)
+        except Exception as err:
             self._fail(st, err)
 
-    def _explain_batch(self, runner, data_batch: dict, outputs: Sequence,
-                       picks: List[Pick]) -> None:
+    def _explain_batch(
+        self, runner, data_batch: dict, outputs: Sequence, picks: List[Pick]
+    ) -> None:
         """CAMs of the picked samples, written to disk and kept for backends.
 
         The torch RNG is forked so the extra work does not shift the random
@@ -275,8 +327,12 @@ class CAMVisualizationHook(Hook):
         """
         model = getattr(runner.model, 'module', runner.model)
         rows = [i for i, _ in picks]
-        targets = np.array([[self._target(outputs[i], kind)
-                             for kind in self.kinds] for i in rows])
+        targets = np.array(
+            [
+                [self._target(outputs[i], kind) for kind in self.kinds]
+                for i in rows
+            ]
+        )
         with torch.random.fork_rng(devices=[]), _python_numpy_rng_kept():
             inputs = model.data_preprocessor(data_batch, False)['inputs']
             result = self._get_engine(model).explain(
@@ -284,13 +340,16 @@ class CAMVisualizationHook(Hook):
                 methods=self.methods,
                 targets=targets,
                 aug_smooth=self.explain.aug_smooth,
-                eigen_smooth=self.explain.eigen_smooth)
+                eigen_smooth=self.explain.eigen_smooth,
+            )
         for j, (i, idx) in enumerate(picks):
-            self._dump_sample(runner, data_batch['inputs'][i], outputs[i],
-                              idx, result, j)
+            self._dump_sample(
+                runner, data_batch['inputs'][i], outputs[i], idx, result, j
+            )
 
-    def _dump_sample(self, runner, raw: torch.Tensor, sample, idx: int,
-                     result, j: int) -> None:
+    def _dump_sample(
+        self, runner, raw: torch.Tensor, sample, idx: int, result, j: int
+    ) -> None:
         """Write one sample's input, overlays and maps; record its rows."""
         st, out = self._state, self.output
         image = to_rgb(raw.cpu().numpy(), 'bgr')  # MMPretrain loads BGR
@@ -306,31 +365,54 @@ class CAMVisualizationHook(Hook):
             cams = {name: m[j, k, :height, :width] for name, m in maps.items()}
             for name, cam in cams.items():
                 file = f'{stem}_{kind}{target}_{name}.png'
-                write_png(st.folder / file,
-                          CAMVisualizer.overlay(image, cam, out.alpha,
-                                                out.colormap, out.signed))
+                write_png(
+                    st.folder / file,
+                    CAMVisualizer.overlay(
+                        image, cam, out.alpha, out.colormap, out.signed
+                    ),
+                )
                 raw_file = ''
                 if out.save_raw:
                     raw_file = file[:-4] + '.npy'
                     np.save(st.folder / raw_file, cam.astype(np.float32))
-                st.rows.append(dict(
-                    dataset_index=idx, img_path=sample.get('img_path', ''),
-                    gt=gt, pred=pred, score=score,
-                    misclassified=gt is not None and gt != pred,
-                    target_kind=kind, target=target,
-                    target_score=float(result.target_scores[j, k]),
-                    method=name, file=file, raw_file=raw_file,
-                    input_file=f'{stem}_input.png',
-                    rank=get_dist_info()[0]))
+                st.rows.append(
+                    dict(
+                        dataset_index=idx,
+                        img_path=sample.get('img_path', ''),
+                        gt=gt,
+                        pred=pred,
+                        score=score,
+                        misclassified=gt is not None and gt != pred,
+                        target_kind=kind,
+                        target=target,
+                        target_score=float(result.target_scores[j, k]),
+                        method=name,
+                        file=file,
+                        raw_file=raw_file,
+                        input_file=f'{stem}_input.png',
+                        rank=get_dist_info()[0],
+                    )
+                )
             if out.to_backends:
-                st.grids.append((f'cam_{st.phase}/{stem}_{kind}',
-                                 self._draw_grid(runner, image, cams, gt,
-                                                 pred, score, target)))
+                st.grids.append(
+                    (
+                        f'cam_{st.phase}/{stem}_{kind}',
+                        self._draw_grid(
+                            runner, image, cams, gt, pred, score, target
+                        ),
+                    )
+                )
 
-    def _draw_grid(self, runner, image: np.ndarray, cams: Dict[str,
-                                                                np.ndarray],
-                   gt: Optional[int], pred: int, score: float,
-                   target: int) -> np.ndarray:
+    def _draw_grid(
+        self,
+        runner,
+        image: np.ndarray,
+        cams: Dict[str, np.ndarray],
+        gt: Optional[int],
+        pred: int,
+        score: float,
+        target: int,
+    ) -> np.ndarray:
         """Original + one overlay per method, drawn by a CAMVisualizer.
 
         The runner's visualizer draws if it is one; otherwise a private
@@ -344,15 +426,26 @@ class CAMVisualizationHook(Hook):
                 self._drawer = CAMVisualizer(name='mmcam_ext_hook_drawer')
             drawer = self._drawer
         return drawer.draw_cam(
-            image, cams, signed=self.output.signed, gt_label=gt,
-            pred_label=pred, pred_score=score, target_label=target,
-            classes=self._state.classes, alpha=self.output.alpha,
-            colormap=self.output.colormap, add_to_backends=False)
+            image,
+            cams,
+            signed=self.output.signed,
+            gt_label=gt,
+            pred_label=pred,
+            pred_score=score,
+            target_label=target,
+            classes=self._state.classes,
+            alpha=self.output.alpha,
+            colormap=self.output.colormap,
+            add_to_backends=False,
+        )
 
     def _get_engine(self, model: nn.Module) -> CAMEngine:
         if self._engine is None or self._engine.model is not model:
-            self._engine = CAMEngine(model, self.explain.target_layers,
-                                     self.explain.num_extra_tokens)
+            self._engine = CAMEngine(
+                model,
+                self.explain.target_layers,
+                self.explain.num_extra_tokens,
+            )
         return self._engine
 
     def _target(self, sample, kind: str) -> int:
@@ -361,7 +454,8 @@ class CAMVisualizationHook(Hook):
             raise ValueError(
                 f'target={kind!r} needs {kind}_label in the data samples, '
                 'but this dataset has none (a test set without labels?). '
-                "Use target='pred'.")
+                "Use target='pred'."
+            )
         return label
 
     # ---------------------------------------------------------- finish
@@ -386,21 +480,32 @@ class CAMVisualizationHook(Hook):
             print_log(
                 f'[mmcam_ext] {st.phase}: CAMs of '
                 f'{len({r["dataset_index"] for r in rows})} sample(s) in '
-                f'{st.folder}' + (f' ({errors} batch(es) failed)'
-                                  if errors else ''),
-                logger='current')
-        except Exception as err:  # noqa: BLE001
+                f'{st.folder}'
+                + (f' ({errors} batch(es) failed)' if errors else ''),
+                logger='current',
+            )
+        except Exception as err:
             self._fail(st, err)
 
-    def _write_outputs(self, runner, st: _EvalState,
-                       rows: List[Dict[str, Any]]) -> None:
-        meta = dict(phase=st.phase, step=st.step, methods=self.methods,
-                    target=self.kinds, classes=st.classes,
-                    work_dir=str(runner.work_dir))
+    def _write_outputs(
+        self, runner, st: _EvalState, rows: List[Dict[str, Any]]
+    ) -> None:
+        meta = dict(
+            phase=st.phase,
+            step=st.step,
+            methods=self.methods,
+            target=self.kinds,
+            classes=st.classes,
+            work_dir=str(runner.work_dir),
+        )
         write_index(st.folder, rows, self.output.index_format, meta)
         if self.output.gallery:
-            write_gallery(st.folder, rows, classes=st.classes,
-                          title=f'CAMs: {st.folder.name}')
+            write_gallery(
+                st.folder,
+                rows,
+                classes=st.classes,
+                title=f'CAMs: {st.folder.name}',
+            )
 
     def _fail(self, st: _EvalState, err: Exception) -> None:
         if self.strict:
@@ -411,7 +516,8 @@ class CAMVisualizationHook(Hook):
             f'{type(err).__name__}: {err}. The {st.phase} run continues '
             '(set strict=True to stop on such errors).',
             logger='current',
-            level=logging.WARNING)
+            level=logging.WARNING,
+        )
 
 
 def _label(sample, key: str, default: Optional[int] = None) -> Optional[int]:

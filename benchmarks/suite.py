@@ -1,0 +1,436 @@
+"""The benchmark run: settings presets and one function per report section.
+
+``run_benchmark(settings)`` measures every row in one run and returns a
+:class:`~benchmarks.report.Report`; ``tools/benchmark.py`` only
+parses arguments, prints and writes it. Targets are those of issue 5.
+"""
+
+import os
+import os.path as osp
+import platform
+import statistics
+import tempfile
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Sequence
+
+import torch
+from mmengine.logging import print_log
+
+from .folder import (
+    IMPORTS,
+    import_seconds,
+    mmpretrain_tool_cmd,
+    our_tool_cmd,
+    patched_mmpretrain_vis_cam,
+    run_tool,
+    save_random_checkpoint,
+    write_images,
+)
+from .hook_overhead import HookCase, hook_overhead
+from .memory import measure_memory
+from .quality import (
+    CNN_METHODS,
+    VIT_METHODS,
+    QualityCase,
+    demo_quality,
+    shapes_quality,
+)
+from .report import Report, bench_logger
+from .speed import SPEED_MODELS, SpeedBench, floor_ratios, grid_and_eigen
+
+__all__ = [
+    'Settings',
+    'quick_settings',
+    'full_settings',
+    'run_benchmark',
+    'SECTIONS',
+]
+
+SECTIONS = ('speed', 'memory', 'folder', 'hook', 'quality')
+FLOOR_TARGET, GRID_TARGET, EIGEN_TARGET = 1.15, 1.3, 1.2
+MEMORY_TARGET, HELD_TARGET, HOOK_TARGET, FOLDER_TARGET = 1.3, 0.10, 1.2, 50
+#: Training and validation images per class of the shapes classifiers
+#: (the configs' defaults train too few for stable accuracy).
+SHAPES_DATA = {
+    'shapes_data.train_per_class': 150,
+    'shapes_data.val_per_class': 40,
+}
+
+
+@dataclass
+class Settings:
+    """What one run measures and how hard.
+
+    Args:
+        work_dir: Outputs, cached trainings, demo assets.
+        device: ``'cpu'`` or ``'cuda'``.
+        sections: Subset of :data:`SECTIONS`.
+        speed_models: Keys of :data:`SPEED_MODELS` for floor ratios.
+        batches: Batch sizes of the floor ratio; the last one is the target.
+        repeats: Timed rounds per figure (median).
+        memory_models: Models of the memory rows (at the last batch).
+        folder_models: Models of the folder rows.
+        folder_sizes: Folder sizes; sizes >= 128 carry the 50x target.
+        mm_runs: MMPretrain tool invocations timed per model.
+        import_repeats: Fresh interpreters per import-time row.
+        hook: The hook benchmark set-up.
+        quality_cases: Shapes classifiers to score.
+        quality_limit: Val images per classifier (``None``: all).
+        quality_steps: Deletion/insertion steps.
+        score_cam_top_k: Channel pruning of ScoreCAM on the demo model.
+        demo: Score the real-weights demo model too.
+    """
+
+    work_dir: str = osp.join('work_dirs', 'benchmark')
+    device: str = 'cpu'
+    sections: Sequence[str] = SECTIONS
+    speed_models: Sequence[str] = ('resnet50', 'deit-tiny')
+    batches: Sequence[int] = (1, 16)
+    repeats: int = 3
+    memory_models: Sequence[str] = ('resnet50', 'deit-tiny')
+    folder_models: Sequence[str] = ('resnet50', 'deit-tiny')
+    folder_sizes: Sequence[int] = (32, 128)
+    mm_runs: int = 3
+    import_repeats: int = 3
+    hook: HookCase = field(default_factory=HookCase)
+    quality_cases: Sequence[QualityCase] = (
+        QualityCase('cnn', (64, 64), 20, SHAPES_DATA),
+        QualityCase('vit', (64, 64), 40, SHAPES_DATA),
+        QualityCase('cnn', (48, 96), 20, SHAPES_DATA),
+        QualityCase('vit', (48, 96), 40, SHAPES_DATA),
+    )
+    quality_limit: object = None
+    quality_steps: int = 16
+    score_cam_top_k: int = 64
+    demo: bool = True
+
+
+def full_settings(**kw) -> Settings:
+    """Every row at the sizes the targets name."""
+    return replace(Settings(), **kw)
+
+
+def quick_settings(**kw) -> Settings:
+    """About two minutes (with cached trainings): smaller everything.
+
+    The batch-16 target rows are then measured at batch 8 (the row names
+    say so); the folder row uses 16 images and carries no target, because
+    the 50x target is set for 128 images.
+    """
+    base = Settings(
+        batches=(1, 8),
+        repeats=2,
+        memory_models=('resnet50',),
+        folder_models=('resnet50',),
+        folder_sizes=(16,),
+        mm_runs=1,
+        import_repeats=1,
+        hook=HookCase('resnet18_8xb32_in1k', 112, 8, 8),
+        quality_cases=(QualityCase('cnn', (64, 64), 20, SHAPES_DATA),),
+        quality_limit=30,
+        quality_steps=8,
+        demo=False,
+    )
+    return replace(base, **kw)
+
+
+def run_benchmark(settings: Settings) -> Report:
+    """Measure every requested section; one report."""
+    os.makedirs(settings.work_dir, exist_ok=True)
+    report = Report(header=_header(settings))
+    steps = dict(
+        speed=_speed,
+        memory=_memory,
+        folder=_folder,
+        hook=_hook,
+        quality=_quality,
+    )
+    for name in SECTIONS:
+        if name in settings.sections:
+            print_log(f'[benchmark] {name} ...', logger=bench_logger())
+            steps[name](settings, report)
+    return report
+
+
+def _header(s: Settings) -> str:
+    dev = (
+        torch.cuda.get_device_name()
+        if s.device.startswith('cuda')
+        else f'CPU ({platform.processor() or platform.machine()}, '
+        f'{os.cpu_count()} cores, torch {torch.__version__}, '
+        f'{torch.get_num_threads()} threads)'
+    )
+    return f'# mmcam_ext benchmark\n\nDevice: {dev}.\n'
+
+
+def _ok(value: float, bound: float, at_least: bool = False) -> bool:
+    return value >= bound if at_least else value <= bound
+
+
+# ------------------------------------------------------------------ speed
+def _speed(s: Settings, report: Report) -> None:
+    dev = torch.device(s.device)
+    last = s.batches[-1]
+    for key in s.speed_models:
+        for batch in s.batches:
+            bench = SpeedBench(SPEED_MODELS[key], batch, dev)
+            t = floor_ratios(bench, s.repeats)
+            _floor_rows(
+                report, SPEED_MODELS[key].label, batch, t, batch == last
+            )
+            if batch == last:
+                _grid_rows(report, bench, s.repeats)
+            del bench
+
+
+def _floor_rows(
+    report: Report, label: str, batch: int, t: Dict[str, float], target: bool
+) -> None:
+    floor = t['floor']
+    fwd = t['forward'] / floor
+    report.add(
+        'forward / floor',
+        f'{label} b{batch}',
+        fwd,
+        f'{fwd:.2f} (plain inference forward, no graph)',
+    )
+    for who, key in (('ours', 'ours'), ('pytorch-grad-cam', 'pgc')):
+        ratio = t[key] / floor
+        shown = (
+            f'{ratio:.2f} ({1000 * t[key] / batch:.0f} vs floor '
+            f'{1000 * floor / batch:.0f} ms/img)'
+        )
+        tgt = f'<= {FLOOR_TARGET}' if target and who == 'ours' else ''
+        report.add(
+            'floor ratio',
+            f'{label} b{batch} {who}',
+            ratio,
+            shown,
+            tgt,
+            _ok(ratio, FLOOR_TARGET) if tgt else None,
+        )
+
+
+def _grid_rows(report: Report, bench: SpeedBench, repeats: int) -> None:
+    t = grid_and_eigen(bench, repeats)
+    label = f'{bench.case.label} b{len(bench.inputs)}'
+    grid = t['grid'] / t['gradcam']
+    report.add(
+        '6-method grid',
+        f'{label} ours',
+        grid,
+        f'{grid:.2f}x one method ({t["grid"]:.2f} s vs {t["gradcam"]:.2f} s)',
+        f'<= {GRID_TARGET}',
+        _ok(grid, GRID_TARGET),
+    )
+    eig = t['eigencam'] / t['gradcam']
+    report.add(
+        'EigenCAM / GradCAM',
+        f'{label} ours',
+        eig,
+        f'{eig:.2f} ({t["eigencam"]:.2f} s vs {t["gradcam"]:.2f} s)',
+        f'<= {EIGEN_TARGET}',
+        _ok(eig, EIGEN_TARGET),
+    )
+    pgc = t['pgc_eigencam'] / t['pgc_gradcam']
+    report.add(
+        'EigenCAM / GradCAM',
+        f'{label} pytorch-grad-cam',
+        pgc,
+        f'{pgc:.2f} ({t["pgc_eigencam"]:.2f} s vs {t["pgc_gradcam"]:.2f} s)',
+    )
+
+
+# ----------------------------------------------------------------- memory
+def _memory(s: Settings, report: Report) -> None:
+    batch = s.batches[-1]
+    for key in s.memory_models:
+        m = {
+            mode: measure_memory(key, batch, mode, s.device)
+            for mode in ('floor', 'ours', 'pgc')
+        }
+        label = f'{SPEED_MODELS[key].label} b{batch}'
+        for who, mode in (('ours', 'ours'), ('pytorch-grad-cam', 'pgc')):
+            peak = m[mode]['peak'] / max(m['floor']['peak'], 1e-6)
+            held = m[mode]['held'] / m[mode]['base']
+            mine = who == 'ours'
+            report.add(
+                'peak memory / floor',
+                f'{label} {who}',
+                peak,
+                f'{peak:.2f} ({m[mode]["peak"]:.0f} vs floor '
+                f'{m["floor"]["peak"]:.0f} MiB)',
+                f'<= {MEMORY_TARGET}' if mine else '',
+                _ok(peak, MEMORY_TARGET) if mine else None,
+            )
+            report.add(
+                'held after call',
+                f'{label} {who}',
+                held,
+                f'{100 * held:+.1f} % ({m[mode]["held"]:+.0f} MiB '
+                f'on {m[mode]["base"]:.0f} MiB)',
+                '<= 10 %' if mine else '',
+                _ok(held, HELD_TARGET) if mine else None,
+            )
+
+
+# ----------------------------------------------------------------- folder
+def _folder(s: Settings, report: Report) -> None:
+    _import_rows(report, s.import_repeats)
+    with tempfile.TemporaryDirectory(dir=s.work_dir) as tmp:
+        script = patched_mmpretrain_vis_cam(tmp)
+        images = write_images(osp.join(tmp, 'images'), max(s.folder_sizes))
+        for key in s.folder_models:
+            case = SPEED_MODELS[key]
+            cfg, ckpt = save_random_checkpoint(case.config, tmp)
+            mm = _mmpretrain_runs(s, script, images, cfg, ckpt, tmp, key)
+            per_image = statistics.median(r.total for r in mm)
+            for num in s.folder_sizes:
+                ours = _our_run(s, images[:num], cfg, ckpt, tmp, key, num)
+                # The 50x target is set for 128 images; on fewer, start-up
+                # dominates and no target applies.
+                _folder_rows(
+                    report,
+                    case.label,
+                    num,
+                    ours,
+                    per_image,
+                    len(mm),
+                    num >= 128,
+                )
+            first = statistics.median(r.first_map for r in mm)
+            report.add(
+                'time to first map',
+                f'{case.label} MMPretrain tool',
+                first,
+                f'{first:.1f} s',
+            )
+            report.add(
+                'time to first map',
+                f'{case.label} ours (folder of {num})',
+                ours.first_map,
+                f'{ours.first_map:.1f} s',
+            )
+
+
+def _import_rows(report: Report, repeats: int) -> None:
+    for name, statement in IMPORTS.items():
+        sec = import_seconds(statement, repeats)
+        report.add('import time', name, sec, f'{sec:.2f} s')
+
+
+def _mmpretrain_runs(
+    s: Settings,
+    script: str,
+    images: List[str],
+    cfg: str,
+    ckpt: str,
+    tmp: str,
+    key: str,
+):
+    vit_like = 'deit' in key or 'vit' in key
+    out = osp.join(tmp, f'mm_{key}')
+    return [
+        run_tool(
+            mmpretrain_tool_cmd(
+                script, img, cfg, ckpt, out, vit_like, s.device
+            ),
+            out,
+        )
+        for img in images[: s.mm_runs]
+    ]
+
+
+def _our_run(
+    s: Settings,
+    images: List[str],
+    cfg: str,
+    ckpt: str,
+    tmp: str,
+    key: str,
+    num: int,
+):
+    folder = osp.join(tmp, f'in_{key}_{num}')
+    os.makedirs(folder, exist_ok=True)
+    for path in images:
+        dst = osp.join(folder, osp.basename(path))
+        if not osp.exists(dst):
+            os.link(path, dst)
+    out = osp.join(tmp, f'ours_{key}_{num}')
+    run = run_tool(our_tool_cmd(folder, cfg, ckpt, out, device=s.device), out)
+    if run.maps != num:
+        raise RuntimeError(
+            f'tools/vis_cam.py wrote {run.maps} maps for {num} images.'
+        )
+    return run
+
+
+def _folder_rows(
+    report: Report,
+    label: str,
+    num: int,
+    ours,
+    per_image: float,
+    mm_runs: int,
+    target: bool,
+) -> None:
+    ours_ips = num / ours.total
+    mm_ips = 1 / per_image
+    ratio = ours_ips / mm_ips
+    report.add(
+        'folder throughput',
+        f'{label} {num} images',
+        ratio,
+        f'{ratio:.1f}x: ours {ours_ips:.2f} img/s ({ours.total:.1f} s '
+        f'total) vs MMPretrain {mm_ips:.3f} img/s ({per_image:.1f} s '
+        f'per image, median of {mm_runs} runs, x{num} extrapolated)',
+        f'>= {FOLDER_TARGET}x' if target else '',
+        _ok(ratio, FOLDER_TARGET, True) if target else None,
+    )
+
+
+# ------------------------------------------------------------------- hook
+def _hook(s: Settings, report: Report) -> None:
+    r = hook_overhead(s.hook, repeats=s.repeats, root=s.work_dir)
+    c = s.hook
+    report.add(
+        'hook per sample / standalone',
+        f'{c.config} @{c.size}, {c.num} samples, batch {c.batch}',
+        r['ratio'],
+        f'{r["ratio"]:.2f} ({1000 * r["hook_per_sample"]:.0f} vs '
+        f'{1000 * r["standalone_per_sample"]:.0f} ms/sample; val '
+        f'{r["with"]:.1f} s with, {r["without"]:.1f} s without; '
+        f'{r["explained"]} explained)',
+        f'<= {HOOK_TARGET}',
+        _ok(r['ratio'], HOOK_TARGET),
+    )
+
+
+# ---------------------------------------------------------------- quality
+def _quality(s: Settings, report: Report) -> None:
+    shapes_dir = osp.join(s.work_dir, 'shapes')
+    for case in s.quality_cases:
+        methods = CNN_METHODS if case.arch == 'cnn' else VIT_METHODS
+        rows, acc = shapes_quality(
+            case, shapes_dir, methods, s.quality_steps, s.quality_limit
+        )
+        report.quality.extend(rows)
+        report.notes.append(
+            f'{case.label}: val accuracy {acc:.2f} '
+            f'({case.epochs} epochs, seed 0).'
+        )
+    if s.demo:
+        from mmcam_ext.methods import ScoreCAM
+
+        k = s.score_cam_top_k
+        methods: List = [
+            m for m in CNN_METHODS if m not in ('ScoreCAM', 'AblationCAM')
+        ]
+        methods.append(
+            (f'ScoreCAM (top {k} channels)', ScoreCAM(top_k_channels=k))
+        )
+        report.quality.extend(
+            demo_quality(
+                osp.join(s.work_dir, 'demo'), methods, s.quality_steps
+            )
+        )

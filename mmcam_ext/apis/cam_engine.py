@@ -1,0 +1,374 @@
+"""The batched CAM engine: one forward/backward shared by all layer methods.
+
+``CAMEngine(model).explain(inputs, methods=[...])`` returns a
+:class:`~mmcam_ext.structures.CAMResult`. The model is put in eval mode and
+its parameters are frozen for the call, so backward stops at the target
+layer; training flags, ``requires_grad`` and ``.grad`` are restored after,
+and every torch hook is removed, also on error.
+"""
+
+from contextlib import nullcontext
+from functools import partial
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..methods.base import (
+    BaseCAMMethod,
+    ExplainContext,
+    FullMapMethod,
+    LayerMapMethod,
+    build_method,
+)
+from ..resolvers.base import resolve_targets
+from ..structures import CAMResult, TargetSpec
+from ..utils.capture import (
+    GridCapture,
+    LayerCapture,
+    eval_mode,
+    frozen_parameters,
+)
+from ..utils.maps import combine_layers
+from ..utils.model import classifier_logits, get_module, unwrap_model
+
+__all__ = ['CAMEngine', 'TargetsLike', 'MethodLike']
+
+TargetsLike = Union[
+    None, int, Sequence[int], Sequence[Sequence[int]], torch.Tensor, np.ndarray
+]
+MethodLike = Union[str, BaseCAMMethod]
+
+# Test-time augmentation of pytorch-grad-cam's aug_smooth: flips x brightness.
+TTA = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
+
+
+class CAMEngine:
+    """Explain batches of a built MMPretrain classifier.
+
+    Args:
+        model: An MMPretrain classifier (``ImageClassifier``,
+            ``TimmClassifier``...), possibly wrapped in DDP.
+        target_layers: Module names; default: the resolver's choice.
+        num_extra_tokens: Override the number of extra tokens to drop.
+        autocast: Run the gradient pass's forward under ``torch.autocast``
+            with this dtype (e.g. ``torch.float16`` on CUDA, where it
+            roughly halves time and activation memory). Maps are then
+            close to, not equal to, the float32 ones; the map arithmetic
+            stays in float32. Defaults to None (float32, exact).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Optional[Sequence[str]] = None,
+        num_extra_tokens: Optional[int] = None,
+        autocast: Optional[torch.dtype] = None,
+    ) -> None:
+        self.model = unwrap_model(model)
+        self.target_layers = list(target_layers) if target_layers else None
+        self.num_extra_tokens = num_extra_tokens
+        self.autocast = autocast
+        self._specs: Dict[Tuple[int, int], TargetSpec] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def spec_for(self, inputs: torch.Tensor) -> TargetSpec:
+        """Resolved target spec for this input size (cached per size)."""
+        key = tuple(inputs.shape[-2:])
+        if key not in self._specs:
+            with eval_mode(self.model):
+                self._specs[key] = resolve_targets(
+                    self.model,
+                    inputs,
+                    self.target_layers,
+                    self.num_extra_tokens,
+                )
+        return self._specs[key]
+
+    def explain(
+        self,
+        inputs: torch.Tensor,
+        methods: Sequence[MethodLike] = ('gradcam',),
+        targets: TargetsLike = None,
+        topk: int = 1,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+    ) -> CAMResult:
+        """CAMs for a preprocessed batch ``(B, 3, H, W)``.
+
+        Args:
+            inputs: Preprocessed images (after the data preprocessor).
+            methods: Names (case-insensitive, aliases allowed) or instances.
+            targets: Classes to explain: ``None`` for the top-``topk``
+                predictions, an int for all samples, one int per sample, or
+                ``(B, K)`` classes (e.g. ground truth).
+            topk: Number of top predictions explained when ``targets`` is
+                ``None``.
+            aug_smooth: Average over flips x brightness (6 passes).
+            eigen_smooth: First principal component instead of channel sum.
+        """
+        if inputs.ndim != 4:
+            raise ValueError(
+                f'Expected a (B, C, H, W) batch, got {tuple(inputs.shape)}.'
+            )
+        inputs = inputs.to(self.device).float()
+        built = [build_method(m) if isinstance(m, str) else m for m in methods]
+        names = [m.name for m in built]
+        if len(set(names)) != len(names):
+            raise ValueError(f'Method listed twice: {names}.')
+        spec = self.spec_for(inputs)
+        with eval_mode(self.model), frozen_parameters(self.model):
+            if aug_smooth or not any(
+                isinstance(m, LayerMapMethod) for m in built
+            ):
+                logits = self._logits(inputs)
+                tgt = self._targets(logits, targets, topk)
+                maps, signed = self._explain_all(
+                    inputs, built, spec, tgt, logits, aug_smooth, eigen_smooth
+                )
+            else:
+                # The gradient pass's own forward gives the logits the
+                # targets are read from: one forward per batch, not two.
+                maps, signed, logits, tgt = self._one_pass(
+                    inputs,
+                    built,
+                    spec,
+                    partial(self._targets, targets=targets, topk=topk),
+                    None,
+                    eigen_smooth,
+                )
+        probs = logits.softmax(-1)
+        top_scores, top_labels = probs.max(-1)
+        return CAMResult(
+            maps={n: maps[n].cpu().numpy() for n in names},
+            raw_maps={n: signed[n].cpu().numpy() for n in names},
+            targets=tgt.cpu().numpy(),
+            pred_labels=top_labels.cpu().numpy(),
+            pred_scores=top_scores.cpu().numpy(),
+            target_scores=probs.gather(1, tgt).cpu().numpy(),
+            target_layers=list(spec.layers),
+        )
+
+    # ------------------------------------------------------------------
+    def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return classifier_logits(self.model, inputs).float()
+
+    @staticmethod
+    def _targets(
+        logits: torch.Tensor, targets: TargetsLike, topk: int
+    ) -> torch.Tensor:
+        bsz, num_classes = logits.shape
+        if targets is None:
+            if not 1 <= topk <= num_classes:
+                raise ValueError(
+                    f'topk must be in [1, {num_classes}], got {topk}.'
+                )
+            return logits.topk(topk, dim=1).indices
+        tgt = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+        if tgt.ndim == 0:
+            tgt = tgt.expand(bsz)
+        if tgt.ndim == 1:
+            if len(tgt) != bsz:
+                raise ValueError(
+                    f'Got {len(tgt)} target classes for a batch of {bsz}: '
+                    'give one class for all samples or one per sample.'
+                )
+            tgt = tgt[:, None]
+        if tgt.shape[0] != bsz:
+            raise ValueError(
+                f'targets has {tgt.shape[0]} rows for a batch of {bsz}.'
+            )
+        bad = tgt[(tgt < 0) | (tgt >= num_classes)]
+        if len(bad):
+            raise ValueError(
+                f'Target class {int(bad[0])} is out of range '
+                f'[0, {num_classes - 1}].'
+            )
+        return tgt.to(logits.device)
+
+    def _explain_all(
+        self, inputs, built, spec, tgt, logits, aug_smooth, eigen_smooth
+    ):
+        """Maps ``(B, K, H, W)`` per method, averaged over TTA if asked."""
+        passes = TTA if aug_smooth else [(False, 1.0)]
+        acc: Dict[str, torch.Tensor] = {}
+        acc_signed: Dict[str, torch.Tensor] = {}
+        for flip, factor in passes:
+            x = inputs * factor
+            x = x.flip(-1) if flip else x
+            maps, signed, _, _ = self._one_pass(
+                x, built, spec, tgt, logits, eigen_smooth
+            )
+            for name in maps:
+                m, s = maps[name], signed[name]
+                if flip:
+                    m, s = m.flip(-1), s.flip(-1)
+                acc[name] = acc.get(name, 0) + m / len(passes)
+                acc_signed[name] = acc_signed.get(name, 0) + s / len(passes)
+        return acc, acc_signed
+
+    def _one_pass(self, inputs, built, spec, tgt, logits, eigen_smooth):
+        """Maps of every method for one (possibly augmented) input.
+
+        ``tgt`` is a ``(B, K)`` tensor, or a callable ``logits -> tgt`` that
+        resolves the targets from the gradient pass's own logits (``logits``
+        is then ``None``). Returns maps, signed maps, logits and targets.
+        """
+        layers = [get_module(self.model, n) for n in spec.layers]
+        grid_module = (
+            get_module(self.model, spec.layout.grid_source)
+            if spec.layout.grid_source
+            else None
+        )
+        size = tuple(inputs.shape[-2:])
+        maps: Dict[str, torch.Tensor] = {}
+        signed: Dict[str, torch.Tensor] = {}
+        with GridCapture(grid_module) as grid:
+
+            def to_nchw(x):
+                return spec.layout.to_nchw(x, grid.grid, size)
+
+            layer_methods = [m for m in built if isinstance(m, LayerMapMethod)]
+            if layer_methods:
+                maps, signed, logits, tgt = self._layer_methods(
+                    inputs,
+                    layer_methods,
+                    spec,
+                    layers,
+                    tgt,
+                    to_nchw,
+                    eigen_smooth,
+                )
+            ctx = ExplainContext(
+                self.model, inputs, spec, layers, tgt, to_nchw, logits
+            )
+            for method in built:
+                if isinstance(method, FullMapMethod):
+                    maps[method.name] = self._full_method(
+                        method, ctx, layers, eigen_smooth
+                    )
+                    signed[method.name] = maps[method.name]
+        return maps, signed, logits, tgt
+
+    def _layer_methods(
+        self,
+        inputs,
+        methods: List[LayerMapMethod],
+        spec,
+        layers,
+        tgt,
+        to_nchw,
+        eigen_smooth,
+    ):
+        """One forward, one backward per target column, all methods.
+
+        ``tgt`` may be a callable resolving the targets from this forward's
+        logits (see :meth:`_one_pass`). The graph, activations and gradients
+        are dropped when the function returns: only the maps leave it.
+        """
+        need_grad = any(m.uses_gradients for m in methods)
+        size = tuple(inputs.shape[-2:])
+        per_method: Dict[str, List[torch.Tensor]] = {
+            m.name: [] for m in methods
+        }
+        per_signed: Dict[str, List[torch.Tensor]] = {
+            m.name: [] for m in methods
+        }
+        with LayerCapture(layers) as cap, torch.set_grad_enabled(need_grad):
+            with self._autocast(inputs.device):
+                logits = classifier_logits(self.model, inputs)
+            plain_logits = logits.detach().float()
+            if callable(tgt):
+                tgt = tgt(plain_logits)
+            missing = [
+                n for n, o in zip(spec.layers, cap.outputs) if o is None
+            ]
+            if missing:
+                raise RuntimeError(f'Target layer(s) {missing} did not run.')
+            acts = [to_nchw(o.detach()).float() for o in cap.outputs]
+            for name, act in zip(spec.layers, acts):
+                if act.shape[0] != inputs.shape[0]:
+                    raise ValueError(
+                        f'Target layer {name!r} outputs a batch of '
+                        f'{act.shape[0]} for {inputs.shape[0]} images (e.g. '
+                        'window attention: batch = windows), so its maps '
+                        'cannot be assigned to images. Choose a layer that '
+                        'keeps one sample per image.'
+                    )
+            for k in range(tgt.shape[1]):
+                grads = [None] * len(layers)
+                if need_grad:
+                    score = logits.gather(1, tgt[:, k : k + 1]).sum()
+                    raw_grads = torch.autograd.grad(
+                        score,
+                        cap.outputs,
+                        retain_graph=k + 1 < tgt.shape[1],
+                        allow_unused=True,
+                    )
+                    grads = [
+                        self._check_grad(g, n, to_nchw)
+                        for g, n in zip(raw_grads, spec.layers)
+                    ]
+                for m in methods:
+                    raw = [
+                        m.layer_map(a, g, eigen_smooth)
+                        for a, g in zip(acts, grads)
+                    ]
+                    final, sgn = combine_layers(raw, size)
+                    per_method[m.name].append(final)
+                    per_signed[m.name].append(sgn)
+            del logits, acts, grads
+            cap.clear()
+        return (
+            {n: torch.stack(v, 1) for n, v in per_method.items()},
+            {n: torch.stack(v, 1) for n, v in per_signed.items()},
+            plain_logits,
+            tgt,
+        )
+
+    def _autocast(self, device: torch.device):
+        """``torch.autocast`` for the gradient pass, or a no-op."""
+        if self.autocast is None:
+            return nullcontext()
+        return torch.autocast(device.type, dtype=self.autocast)
+
+    @staticmethod
+    def _check_grad(
+        grad: Optional[torch.Tensor], name: str, to_nchw
+    ) -> torch.Tensor:
+        """Fold a gradient; refuse it if it is exactly zero (a blank map).
+
+        Checked after folding: a ViT's class token may get gradient while
+        every patch token gets none.
+        """
+        grad = to_nchw(grad).float() if grad is not None else None
+        if grad is None or not bool(grad.abs().max() > 0):
+            raise ValueError(
+                f'The gradient of the class score at target layer {name!r} is '
+                'zero for the whole batch, so every gradient map would be '
+                'blank. The layer does not reach the class score (e.g. the '
+                'last block of a class-token ViT: choose an earlier layer, or '
+                'leave --target-layers unset for the resolver default), or '
+                'the head is zero (some configs zero-initialise it: load '
+                'trained weights).'
+            )
+        return grad
+
+    def _full_method(
+        self, method: FullMapMethod, ctx: ExplainContext, layers, eigen_smooth
+    ) -> torch.Tensor:
+        gate = layers if getattr(method, 'needs_layer_gate', True) else []
+        cols = []
+        for k in range(ctx.targets.shape[1]):
+            with LayerCapture(gate), torch.enable_grad():
+                cols.append(
+                    method.explain(ctx, k, False, eigen_smooth).to(
+                        ctx.inputs.device
+                    )
+                )
+        return torch.stack(cols, 1)

@@ -1,0 +1,38 @@
+"""Model, map, image and torch-hook helpers below every other room.
+
+Nothing here knows about CAM methods, resolvers or the engine; ``methods/``,
+``resolvers/`` and ``apis/`` import from here, never the other way round.
+"""
+
+from .capture import GridCapture, LayerCapture, eval_mode, frozen_parameters
+from .image import CHANNEL_ORDERS, class_text, to_rgb
+from .maps import combine_layers, normalize_maps, resize_maps
+from .model import (
+    ClassifierLogits,
+    classifier_logits,
+    feature_root,
+    get_module,
+    num_extra_tokens,
+    takes_mode,
+    unwrap_model,
+)
+
+__all__ = [
+    'GridCapture',
+    'LayerCapture',
+    'eval_mode',
+    'frozen_parameters',
+    'CHANNEL_ORDERS',
+    'class_text',
+    'to_rgb',
+    'combine_layers',
+    'normalize_maps',
+    'resize_maps',
+    'ClassifierLogits',
+    'classifier_logits',
+    'feature_root',
+    'get_module',
+    'num_extra_tokens',
+    'takes_mode',
+    'unwrap_model',
+]

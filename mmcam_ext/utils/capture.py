@@ -1,0 +1,148 @@
+"""Torch-hook plumbing: capture layer outputs, freeze and restore model state.
+
+Every context manager here removes its hooks and restores what it changed in
+``__exit__``, also when the body raises.
+"""
+
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+__all__ = ['frozen_parameters', 'eval_mode', 'LayerCapture', 'GridCapture']
+
+
+@contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """Set ``requires_grad=False`` on every parameter for the body.
+
+    Backward then stops at the target layers instead of computing every
+    weight gradient (most of pytorch-grad-cam's cost). ``requires_grad`` and
+    the ``.grad`` tensors a training loop may hold are restored afterwards
+    (pytorch-grad-cam calls ``model.zero_grad()``, which would drop them).
+    """
+    saved = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+    try:
+        for p, _, _ in saved:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag, grad in saved:
+            p.requires_grad_(flag)
+            p.grad = grad
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode for the body; each module's own ``training`` flag restored."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+class LayerCapture:
+    """Record target-layer outputs as graph leaves that require grad.
+
+    With all parameters frozen nothing before the first target layer needs a
+    graph, so its output is detached and marked ``requires_grad``: backward
+    from the class scores ends exactly there. Outputs that already require
+    grad (a later target layer, downstream of an earlier one) stay in the
+    graph. A clone travels on, so in-place ops
+    after the layer (``ReLU(inplace=True)``) do not touch the leaf. If a layer
+    runs several times, the last call wins.
+    """
+
+    def __init__(self, layers: Sequence[nn.Module]) -> None:
+        self.layers = list(layers)
+        self.outputs: List[Optional[torch.Tensor]] = [None] * len(self.layers)
+        self._handles: list = []
+
+    def __enter__(self) -> 'LayerCapture':
+        for i, layer in enumerate(self.layers):
+            self._handles.append(
+                layer.register_forward_hook(self._make_hook(i))
+            )
+        return self
+
+    def _make_hook(self, index: int):
+
+        def hook(module, args, output):
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(
+                    f'Target layer {type(module).__name__} returns '
+                    f'{type(output).__name__}, not a tensor; choose one of '
+                    'its sub-layers as target layer.'
+                )
+            if output.requires_grad:
+                # An earlier target layer (or an input that needs a
+                # gradient) is upstream: cutting the graph here would leave
+                # that layer without gradient. Keep the graph; later
+                # in-place ops hit the clone.
+                self.outputs[index] = output
+                return output.clone()
+            leaf = output.detach().requires_grad_(torch.is_grad_enabled())
+            self.outputs[index] = leaf
+            return leaf.clone() if leaf.requires_grad else output
+
+        return hook
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def clear(self) -> None:
+        self.outputs = [None] * len(self.layers)
+
+
+class GridCapture:
+    """Capture the patch grid ``(h, w)`` a module reports for this input.
+
+    MMPretrain's ``PatchEmbed`` returns ``(tokens, (h, w))`` and Swin stages
+    return ``(x, hw, out, out_hw)``: the last pair of ints in the output is
+    the grid.
+    """
+
+    def __init__(self, module: Optional[nn.Module]) -> None:
+        self.module = module
+        self.grid: Optional[Tuple[int, int]] = None
+        self._handle = None
+
+    def __enter__(self) -> 'GridCapture':
+        if self.module is not None:
+            self._handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def _hook(self, module, args, output) -> None:
+        grid = _last_int_pair(output)
+        if (
+            grid is None
+            and isinstance(output, torch.Tensor)
+            and output.ndim == 4
+        ):
+            grid = (int(output.shape[2]), int(output.shape[3]))
+        if grid is not None:
+            self.grid = grid
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+
+def _last_int_pair(output) -> Optional[Tuple[int, int]]:
+    if isinstance(output, (tuple, list)):
+        if len(output) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in output
+        ):
+            return int(output[0]), int(output[1])
+        for item in reversed(output):
+            pair = _last_int_pair(item)
+            if pair is not None:
+                return pair
+    return None

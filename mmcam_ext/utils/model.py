@@ -1,0 +1,182 @@
+"""Model helpers shared by resolvers, methods and the engine.
+
+What every layer of the package needs to know about an MMPretrain
+classifier, and nothing about CAMs: its class scores, its feature extractor
+and its modules by name.
+"""
+
+import difflib
+import inspect
+from typing import Tuple
+
+import torch
+from torch import nn
+
+from ..errors import LayerNotFoundError, ModelError
+
+__all__ = [
+    'classifier_logits',
+    'ClassifierLogits',
+    'feature_root',
+    'get_module',
+    'takes_mode',
+    'unwrap_model',
+    'num_extra_tokens',
+]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside a DDP / MMEngine wrapper (``model.module``).
+
+    Args:
+        model (nn.Module): A model, possibly wrapped.
+
+    Returns:
+        nn.Module: The wrapped module, or ``model`` itself.
+    """
+    return getattr(model, 'module', model)
+
+
+def takes_mode(model: nn.Module) -> bool:
+    """Whether ``model.forward`` has MMPretrain's ``mode`` argument.
+
+    Asked up front rather than by catching ``TypeError``, which would also
+    catch an error raised inside the forward and run it a second time.
+
+    Args:
+        model (nn.Module): The model.
+
+    Returns:
+        bool: ``True`` if ``forward`` accepts ``mode``.
+    """
+    try:
+        return 'mode' in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def classifier_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Class scores ``(B, num_classes)`` of an MMPretrain classifier.
+
+    ``mode='tensor'`` gives the head's raw scores. Heads with several outputs
+    (Conformer's conv and transformer heads) are summed, as their
+    ``predict`` does.
+
+    Args:
+        model (nn.Module): An MMPretrain classifier or a module returning
+            class scores.
+        inputs (torch.Tensor): Preprocessed batch ``(B, C, H, W)``.
+
+    Returns:
+        torch.Tensor: ``(B, num_classes)`` scores.
+
+    Raises:
+        ModelError: When the output is not a ``(B, num_classes)`` tensor.
+    """
+    out = model(inputs, mode='tensor') if takes_mode(model) else model(inputs)
+    if isinstance(out, (tuple, list)):
+        tensors = [o for o in out if isinstance(o, torch.Tensor)]
+        if not tensors:
+            raise ModelError(
+                f'{type(model).__name__} returned no tensor of class scores '
+                f'(got {type(out).__name__}); CAMs need a classifier.'
+            )
+        if all(t.shape == tensors[0].shape for t in tensors):
+            out = sum(tensors)
+        else:
+            out = tensors[-1]
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        shape = (
+            tuple(out.shape)
+            if isinstance(out, torch.Tensor)
+            else type(out).__name__
+        )
+        raise ModelError(
+            f'{type(model).__name__} returned {shape}, not class scores of '
+            'shape (B, num_classes): CAMs need an image classifier (e.g. '
+            'ImageClassifier or TimmClassifier), not a self-supervised or '
+            'feature model.'
+        )
+    return out
+
+
+class ClassifierLogits(nn.Module):
+    """Presents an MMPretrain classifier as ``x -> (B, num_classes)``.
+
+    pytorch-grad-cam (and plain-torch references in tests and benchmarks)
+    expect a module whose output is the class scores.
+
+    Args:
+        model (nn.Module): The classifier.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores of ``x``, see :func:`classifier_logits`."""
+        return classifier_logits(self.model, x)
+
+
+def feature_root(model: nn.Module) -> Tuple[str, nn.Module]:
+    """The feature extractor of a classifier and its module-name prefix.
+
+    Args:
+        model (nn.Module): A classifier (``backbone`` for MMPretrain's
+            ``ImageClassifier``, ``model`` for ``TimmClassifier``).
+
+    Returns:
+        tuple[str, nn.Module]: The prefix (``'backbone'``, ``'model'`` or
+        ``''``) and the module.
+    """
+    for attr in ('backbone', 'model'):
+        sub = getattr(model, attr, None)
+        if isinstance(sub, nn.Module):
+            return attr, sub
+    return '', model
+
+
+def num_extra_tokens(backbone: nn.Module) -> int:
+    """Extra (cls, distillation, register) tokens a backbone declares.
+
+    Reads MMPretrain's ``num_extra_tokens`` or timm's ``num_prefix_tokens``.
+
+    Args:
+        backbone (nn.Module): The feature extractor.
+
+    Returns:
+        int: The count, 0 when the backbone declares none.
+    """
+    for attr in ('num_extra_tokens', 'num_prefix_tokens'):
+        value = getattr(backbone, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
+
+
+def get_module(model: nn.Module, name: str) -> nn.Module:
+    """Look a module up by name; on a miss, list close matches.
+
+    Args:
+        model (nn.Module): The model.
+        name (str): A name as in ``model.named_modules()``.
+
+    Returns:
+        nn.Module: The module.
+
+    Raises:
+        LayerNotFoundError: Naming close matches.
+    """
+    modules = dict(model.named_modules())
+    if name in modules:
+        return modules[name]
+    close = difflib.get_close_matches(name, list(modules), n=8, cutoff=0.5)
+    hint = (
+        ('Close matches: ' + ', '.join(close))
+        if close
+        else ('List the layer names with model.named_modules().')
+    )
+    raise LayerNotFoundError(
+        f'No layer named {name!r} in {type(model).__name__}. {hint}'
+    )
