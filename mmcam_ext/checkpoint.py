@@ -32,6 +32,7 @@ payload, the forbidden global.
 """
 
 import _compat_pickle
+import importlib
 import inspect
 import os
 import pickle
@@ -85,10 +86,9 @@ def history_buffer_getattr(obj: Any, name: str) -> Callable:
 def _numpy_multiarray() -> Any:
     """numpy's ``multiarray`` module (``numpy._core`` in 2.x)."""
     try:
-        from numpy._core import multiarray
+        return importlib.import_module('numpy._core.multiarray')
     except ImportError:  # numpy < 2
-        from numpy.core import multiarray
-    return multiarray
+        return importlib.import_module('numpy.core.multiarray')
 
 
 def _numpy_dtype_classes() -> List[type]:

@@ -30,7 +30,7 @@ from ..utils.capture import (
     eval_mode,
     frozen_parameters,
 )
-from ..utils.maps import combine_layers
+from ..utils.maps import combine_layers, spatial_size
 from ..utils.model import classifier_logits, get_module, unwrap_model
 
 __all__ = ['CAMEngine', 'TargetsLike', 'MethodLike']
@@ -78,7 +78,7 @@ class CAMEngine:
 
     def spec_for(self, inputs: torch.Tensor) -> TargetSpec:
         """Resolved target spec for this input size (cached per size)."""
-        key = tuple(inputs.shape[-2:])
+        key = spatial_size(inputs)
         if key not in self._specs:
             with eval_mode(self.model):
                 self._specs[key] = resolve_targets(
@@ -225,7 +225,7 @@ class CAMEngine:
             if spec.layout.grid_source
             else None
         )
-        size = tuple(inputs.shape[-2:])
+        size = spatial_size(inputs)
         maps: Dict[str, torch.Tensor] = {}
         signed: Dict[str, torch.Tensor] = {}
         with GridCapture(grid_module) as grid:
@@ -272,7 +272,7 @@ class CAMEngine:
         are dropped when the function returns: only the maps leave it.
         """
         need_grad = any(m.uses_gradients for m in methods)
-        size = tuple(inputs.shape[-2:])
+        size = spatial_size(inputs)
         per_method: Dict[str, List[torch.Tensor]] = {
             m.name: [] for m in methods
         }
@@ -290,7 +290,8 @@ class CAMEngine:
             ]
             if missing:
                 raise RuntimeError(f'Target layer(s) {missing} did not run.')
-            acts = [to_nchw(o.detach()).float() for o in cap.outputs]
+            outputs = [o for o in cap.outputs if o is not None]
+            acts = [to_nchw(o.detach()).float() for o in outputs]
             for name, act in zip(spec.layers, acts):
                 if act.shape[0] != inputs.shape[0]:
                     raise ValueError(
@@ -301,12 +302,12 @@ class CAMEngine:
                         'keeps one sample per image.'
                     )
             for k in range(tgt.shape[1]):
-                grads = [None] * len(layers)
+                grads: List[Optional[torch.Tensor]] = [None] * len(layers)
                 if need_grad:
                     score = logits.gather(1, tgt[:, k : k + 1]).sum()
                     raw_grads = torch.autograd.grad(
                         score,
-                        cap.outputs,
+                        outputs,
                         retain_graph=k + 1 < tgt.shape[1],
                         allow_unused=True,
                     )
@@ -322,7 +323,7 @@ class CAMEngine:
                     final, sgn = combine_layers(raw, size)
                     per_method[m.name].append(final)
                     per_signed[m.name].append(sgn)
-            del logits, acts, grads
+            del logits, acts, grads, outputs
             cap.clear()
         return (
             {n: torch.stack(v, 1) for n, v in per_method.items()},

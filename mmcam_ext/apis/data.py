@@ -50,7 +50,7 @@ def _is_image_file(path: str) -> bool:
     return osp.isfile(path) and path.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _expand_one(item: ImageInput) -> List[ImageInput]:
+def _expand_one(item: ImageInput) -> Sequence[ImageInput]:
     if isinstance(item, np.ndarray):
         return [item]
     path = os.fspath(item)

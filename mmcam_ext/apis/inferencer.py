@@ -223,7 +223,9 @@ class CAMInferencer:
                     options,
                 )
             return
-        data = self.model.data_preprocessor(
+        preprocessor = self.model.data_preprocessor
+        assert isinstance(preprocessor, nn.Module)  # MMEngine's BaseModel
+        data = preprocessor(
             dict(inputs=batch['inputs'], data_samples=batch['data_samples']),
             False,
         )
@@ -255,5 +257,6 @@ class CAMInferencer:
 
     def _name(self, label: int) -> str:
         """Class name, or the index when the head has more classes."""
+        assert self.classes is not None, 'only called when the head has names'
         label = int(label)
         return self.classes[label] if label < len(self.classes) else str(label)

@@ -18,7 +18,7 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, cast
 
 import numpy as np
 from mmengine.config import Config, DictAction
@@ -217,7 +217,9 @@ def run(args) -> Dict[str, str]:
         print('\nLayer names (for --target-layers):')
         print('\n'.join(n for n, _ in inferencer.model.named_modules() if n))
         return {}
-    images = list_images(args.img)
+    # args.img holds command-line strings, which list_images expands into
+    # path strings only (arrays come only from an array input).
+    images = cast(List[str], list_images(args.img))
     prefixes = plan_outputs(args, images, methods)
     targets = _targets(args.target_category, len(images))
     vis = CAMVisualizer(name='vis_cam')

@@ -101,6 +101,8 @@ def _package_file(package: str, rel: str) -> Optional[str]:
         module = importlib.import_module(package)
     except ImportError:
         return None
+    if module.__file__ is None:  # a namespace package: no files of its own
+        return None
     path = os.path.join(os.path.dirname(module.__file__), rel)
     return path if os.path.isfile(path) else None
 
@@ -166,5 +168,7 @@ def load_images(
         inputs=[d['inputs'] for d in packed],
         data_samples=[d['data_samples'] for d in packed],
     )
+    preprocessor = model.data_preprocessor
+    assert isinstance(preprocessor, nn.Module)  # MMEngine's BaseModel
     with torch.no_grad():
-        return model.data_preprocessor(batch, False)['inputs']
+        return preprocessor(batch, False)['inputs']

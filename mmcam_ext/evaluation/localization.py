@@ -26,7 +26,7 @@ def pointing_game(cam: np.ndarray, box: Box, tolerance: int = 0) -> bool:
         return False
     y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
     x0, y0, x1, y1 = box
-    return (
+    return bool(
         x0 - tolerance <= x < x1 + tolerance
         and y0 - tolerance <= y < y1 + tolerance
     )
@@ -38,10 +38,12 @@ def energy_in_box(cam: np.ndarray, box: Box) -> float:
     total = float(cam.sum())
     if total <= 0:
         return 0.0
-    return float(cam[box_mask(cam.shape, box)].sum()) / total
+    height, width = cam.shape
+    return float(cam[box_mask((height, width), box)].sum()) / total
 
 
 def box_area_fraction(shape: Sequence[int], box: Box) -> float:
     """Area of the box as a fraction of the image: the chance level of
     :func:`energy_in_box` for a uniform map."""
-    return float(box_mask(tuple(shape), box).mean())
+    height, width = shape
+    return float(box_mask((int(height), int(width)), box).mean())

@@ -7,7 +7,7 @@ benchmark reads back) is defined in one place.
 import csv
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -58,7 +58,7 @@ def merge_rows(
     same (sample, target, method) is then kept once. Order: misclassified
     first (those are what one opens a dump for), then dataset index.
     """
-    seen = {}
+    seen: Dict[Tuple[Any, Any, Any], Dict[str, Any]] = {}
     for rows in parts:
         for row in rows:
             key = (row['dataset_index'], row['target_kind'], row['method'])

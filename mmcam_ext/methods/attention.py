@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import CAM_METHODS
-from ..utils.maps import normalize_maps
+from ..utils.maps import normalize_maps, spatial_size
 from ..utils.model import classifier_logits
 from .attention_capture import AttentionCapture
 from .base import ExplainContext, FullMapMethod
@@ -95,6 +95,8 @@ def rollout(
         step = fused + eye
         step = step / step.sum(dim=-1, keepdim=True)
         joint = step if joint is None else step @ joint
+    if joint is None:
+        raise ValueError('Attention rollout needs at least one block.')
     return joint
 
 
@@ -111,6 +113,8 @@ def relevance(attns: Tensors, grads: Tensors) -> torch.Tensor:
         if rel is None:
             rel = torch.eye(cam.shape[-1], device=cam.device).expand_as(cam)
         rel = rel + cam @ rel
+    if rel is None:
+        raise ValueError('Relevance needs at least one block.')
     return rel
 
 
@@ -142,6 +146,8 @@ def grad_attention_saliency(
         floor = eps * span.clamp(min=torch.finfo(score.dtype).tiny)
         term = torch.log(score - low + floor)
         log_sal = term if log_sal is None else log_sal + term
+    if log_sal is None:
+        raise ValueError('Gradient attention needs at least one block.')
     return torch.exp(log_sal - log_sal.amax(dim=1, keepdim=True))
 
 
@@ -198,7 +204,7 @@ class AttentionMethod(FullMapMethod):
     ) -> torch.Tensor:
         targets = ctx.targets[:, k].to(ctx.inputs.device)
         saliency, grid = self.patch_saliency(ctx.model, ctx.inputs, targets)
-        return tokens_to_maps(saliency, grid, tuple(ctx.inputs.shape[-2:]))
+        return tokens_to_maps(saliency, grid, spatial_size(ctx.inputs))
 
     def patch_saliency(
         self,
@@ -228,7 +234,9 @@ class AttentionMethod(FullMapMethod):
 
     @staticmethod
     def _gradients(
-        logits: torch.Tensor, attns: List[torch.Tensor], targets: torch.Tensor
+        logits: torch.Tensor,
+        attns: List[torch.Tensor],
+        targets: Optional[torch.Tensor],
     ) -> List[torch.Tensor]:
         if targets is None or targets.shape != (logits.shape[0],):
             raise ValueError(

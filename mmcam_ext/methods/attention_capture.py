@@ -182,7 +182,9 @@ def _swap_sdpa(module: nn.Module, record: Record) -> Restore:
             attn = torch.dropout(attn, dropout_p, True)
         return attn @ value
 
-    module.scaled_dot_product_attention = explicit
+    # torch annotates Module.__setattr__ for tensors and modules only; any
+    # other value is stored as a plain attribute, as intended here.
+    module.scaled_dot_product_attention = explicit  # type: ignore[assignment]
 
     def restore() -> None:
         module.scaled_dot_product_attention = original
@@ -305,4 +307,4 @@ class AttentionCapture:
                 'than once in one capture; call clear() '
                 'between forward passes.'
             )
-        return list(self.attentions)
+        return [a for a in self.attentions if a is not None]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..registry import CAM_METHODS
 from ..utils.capture import LayerCapture
-from ..utils.maps import combine_layers
+from ..utils.maps import combine_layers, spatial_size
 from ..utils.model import classifier_logits
 from .base import ExplainContext, FullMapMethod, eigen_projection
 
@@ -70,7 +70,7 @@ def score_cam_weights(
             all, which equals pytorch-grad-cam).
     """
     bsz, chans = acts.shape[:2]
-    size = tuple(inputs.shape[-2:])
+    size = spatial_size(inputs)
     chosen = _channels(acts, top_k_channels)  # (B, K)
     pairs = torch.stack(
         torch.meshgrid(
@@ -147,11 +147,16 @@ class ScoreCAM(FullMapMethod):
                 if eigen_smooth
                 else weighted.sum(dim=1)
             )
-        return combine_layers(raw, tuple(ctx.inputs.shape[-2:]))[0]
+        return combine_layers(raw, spatial_size(ctx.inputs))[0]
 
     @staticmethod
     def _activations(ctx: ExplainContext) -> List[torch.Tensor]:
         """Target-layer activations ``(B, C, h, w)`` of the clean inputs."""
         with LayerCapture(ctx.layers) as cap, torch.no_grad():
             classifier_logits(ctx.model, ctx.inputs)
-        return [ctx.to_nchw(o).float() for o in cap.outputs]
+        missing = [
+            n for n, o in zip(ctx.spec.layers, cap.outputs) if o is None
+        ]
+        if missing:
+            raise RuntimeError(f'Target layer(s) {missing} did not run.')
+        return [ctx.to_nchw(o).float() for o in cap.outputs if o is not None]

@@ -17,6 +17,7 @@ from torch import nn
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
 from ..utils.capture import eval_mode
+from ..utils.maps import spatial_size
 from ..utils.model import (
     classifier_logits,
     feature_root,
@@ -85,7 +86,7 @@ class ForwardTrace:
         finally:
             for handle in handles:
                 handle.remove()
-        self.input_hw = tuple(inputs.shape[-2:])
+        self.input_hw = spatial_size(inputs)
         self.batch = int(inputs.shape[0])
 
     def ran(self, name: str) -> bool:

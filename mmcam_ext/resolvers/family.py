@@ -1,6 +1,6 @@
 """The one mechanism that reads the facts table (``facts.FAMILY_FACTS``)."""
 
-from typing import Optional
+from typing import Any, Optional
 
 from torch import nn
 
@@ -28,7 +28,9 @@ def expand_path(model: nn.Module, prefix: str, path: str) -> Optional[str]:
     """
     if path.startswith('/'):
         prefix, path = '', path[1:]
-    module = model.get_submodule(prefix) if prefix else model
+    # Any: a part may name any attribute (checked below), and containers
+    # are sized and indexed by duck typing.
+    module: Any = model.get_submodule(prefix) if prefix else model
     names = [prefix] if prefix else []
     for part in path.split('.'):
         if part.lstrip('-').isdigit():
@@ -106,11 +108,12 @@ class FamilyResolver(BaseResolver):
         prefix, root = feature_root(model)
         facts = find_facts(root)
         rec = trace.records.get(layers[0])
-        rank = len(rec.shape) if rec is not None else 0
+        shape = rec.shape if rec is not None else ()
+        rank = len(shape)
         if facts is None or rank != (3 if facts.kind == 'tokens' else 4):
             return super().layout(model, layers, trace)
         if rank == 4:  # e.g. ViT-SAM's NCHW neck next to its NHWC blocks
-            nchw = plausible_map(rec.shape, trace.input_hw)
+            nchw = plausible_map(shape, trace.input_hw)
             return TokenLayout('nchw' if nchw else 'nhwc')
         layout = self._layout(model, prefix, root, facts)
         default = (

@@ -37,7 +37,7 @@ class GenericResolver(BaseResolver):
                 f'Found no spatial or token layer under {prefix!r} of '
                 f'{type(model).__name__}; pass --target-layers.'
             )
-        name = max(order, key=order.get)
+        name = max(order, key=order.__getitem__)
         if name == spatial:
             spec = TargetSpec(
                 [name],

@@ -6,7 +6,7 @@ Nothing here knows about CAM methods, resolvers or the engine; ``methods/``,
 
 from .capture import GridCapture, LayerCapture, eval_mode, frozen_parameters
 from .image import CHANNEL_ORDERS, class_text, to_rgb
-from .maps import combine_layers, normalize_maps, resize_maps
+from .maps import combine_layers, normalize_maps, resize_maps, spatial_size
 from .model import (
     ClassifierLogits,
     classifier_logits,
@@ -28,6 +28,7 @@ __all__ = [
     'combine_layers',
     'normalize_maps',
     'resize_maps',
+    'spatial_size',
     'ClassifierLogits',
     'classifier_logits',
     'feature_root',

@@ -9,6 +9,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 __all__ = ['frozen_parameters', 'eval_mode', 'LayerCapture', 'GridCapture']
 
@@ -111,7 +112,7 @@ class GridCapture:
     def __init__(self, module: Optional[nn.Module]) -> None:
         self.module = module
         self.grid: Optional[Tuple[int, int]] = None
-        self._handle = None
+        self._handle: Optional[RemovableHandle] = None
 
     def __enter__(self) -> 'GridCapture':
         if self.module is not None:

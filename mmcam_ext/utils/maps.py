@@ -5,7 +5,19 @@ from typing import List, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ['normalize_maps', 'resize_maps', 'combine_layers']
+__all__ = ['normalize_maps', 'resize_maps', 'combine_layers', 'spatial_size']
+
+
+def spatial_size(x: torch.Tensor) -> Tuple[int, int]:
+    """The last two dims ``(H, W)`` of a ``(..., H, W)`` tensor, as ints.
+
+    Args:
+        x (torch.Tensor): A tensor with at least two dims.
+
+    Returns:
+        tuple[int, int]: ``(H, W)``.
+    """
+    return int(x.shape[-2]), int(x.shape[-1])
 
 
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,18 @@ list of valid ones instead of silently ignoring them.
 """
 
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import (
+    Any,
+    ClassVar,
+    Dict,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 __all__ = [
     'SampleSelection',
@@ -23,7 +34,14 @@ SELECTION_MODES = ('first', 'indices', 'random', 'all')
 TARGET_KINDS = ('pred', 'gt', 'both')
 INDEX_FORMATS = ('json', 'csv')
 
-T = TypeVar('T')
+
+class _Dataclass(Protocol):
+    """Any dataclass: what :func:`dataclasses.fields` accepts."""
+
+    __dataclass_fields__: ClassVar[Dict[str, Any]]
+
+
+T = TypeVar('T', bound=_Dataclass)
 
 
 @dataclass(frozen=True)

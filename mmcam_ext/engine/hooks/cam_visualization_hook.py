@@ -29,6 +29,7 @@ from typing import (
     Set,
     Tuple,
     Union,
+    overload,
 )
 
 import numpy as np
@@ -58,9 +59,9 @@ from .cam_options import (
 __all__ = ['CAMVisualizationHook']
 
 PHASES = ('val', 'test')
-OptionsLike = Union[
-    None, Dict[str, Any], SampleSelection, DumpOptions, ExplainOptions
-]
+SamplesLike = Union[None, Dict[str, Any], SampleSelection]
+OutputLike = Union[None, Dict[str, Any], DumpOptions]
+ExplainLike = Union[None, Dict[str, Any], ExplainOptions]
 Pick = Tuple[int, int]  # (position in the batch, dataset index)
 
 
@@ -116,9 +117,9 @@ class CAMVisualizationHook(Hook):
         self,
         methods: Union[str, Sequence[str]] = ('gradcam',),
         target: str = 'pred',
-        samples: OptionsLike = None,
-        output: OptionsLike = None,
-        explain: OptionsLike = None,
+        samples: SamplesLike = None,
+        output: OutputLike = None,
+        explain: ExplainLike = None,
         interval: int = 1,
         phases: Union[str, Sequence[str]] = PHASES,
         strict: bool = False,
@@ -313,12 +314,17 @@ class CAMVisualizationHook(Hook):
         try:
             picks = self._pick(st, outputs, start)
             if picks:
-                self._explain_batch(runner, data_batch, outputs, picks)
+                self._explain_batch(runner, st, data_batch, outputs, picks)
         except Exception as err:
             self._fail(st, err)
 
     def _explain_batch(
-        self, runner, data_batch: dict, outputs: Sequence, picks: List[Pick]
+        self,
+        runner,
+        st: _EvalState,
+        data_batch: dict,
+        outputs: Sequence,
+        picks: List[Pick],
     ) -> None:
         """CAMs of the picked samples, written to disk and kept for backends.
 
@@ -344,14 +350,21 @@ class CAMVisualizationHook(Hook):
             )
         for j, (i, idx) in enumerate(picks):
             self._dump_sample(
-                runner, data_batch['inputs'][i], outputs[i], idx, result, j
+                runner, st, data_batch['inputs'][i], outputs[i], idx, result, j
             )
 
     def _dump_sample(
-        self, runner, raw: torch.Tensor, sample, idx: int, result, j: int
+        self,
+        runner,
+        st: _EvalState,
+        raw: torch.Tensor,
+        sample,
+        idx: int,
+        result,
+        j: int,
     ) -> None:
         """Write one sample's input, overlays and maps; record its rows."""
-        st, out = self._state, self.output
+        out = self.output
         image = to_rgb(raw.cpu().numpy(), 'bgr')  # MMPretrain loads BGR
         height, width = image.shape[:2]
         stem = f'{idx:06d}'
@@ -398,7 +411,7 @@ class CAMVisualizationHook(Hook):
                     (
                         f'cam_{st.phase}/{stem}_{kind}',
                         self._draw_grid(
-                            runner, image, cams, gt, pred, score, target
+                            runner, st, image, cams, gt, pred, score, target
                         ),
                     )
                 )
@@ -406,6 +419,7 @@ class CAMVisualizationHook(Hook):
     def _draw_grid(
         self,
         runner,
+        st: _EvalState,
         image: np.ndarray,
         cams: Dict[str, np.ndarray],
         gt: Optional[int],
@@ -433,7 +447,7 @@ class CAMVisualizationHook(Hook):
             pred_label=pred,
             pred_score=score,
             target_label=target,
-            classes=self._state.classes,
+            classes=st.classes,
             alpha=self.output.alpha,
             colormap=self.output.colormap,
             add_to_backends=False,
@@ -518,6 +532,14 @@ class CAMVisualizationHook(Hook):
             logger='current',
             level=logging.WARNING,
         )
+
+
+@overload
+def _label(sample, key: str, default: None = None) -> Optional[int]: ...
+
+
+@overload
+def _label(sample, key: str, default: int) -> int: ...
 
 
 def _label(sample, key: str, default: Optional[int] = None) -> Optional[int]:
