@@ -152,6 +152,9 @@ class CAMResult:
         pred_scores: ``(B,)`` softmax score of the top-1 prediction.
         target_scores: ``(B, K)`` softmax score of each explained class.
         target_layers: Names of the layers used.
+        blank: Per method, bool ``(B, K)``: True where the map is zero
+            everywhere after the ReLU (no positive evidence for the class
+            at this layer).
     """
 
     maps: Dict[str, np.ndarray]
@@ -161,6 +164,7 @@ class CAMResult:
     target_scores: np.ndarray
     raw_maps: Dict[str, np.ndarray] = field(default_factory=dict)
     target_layers: Sequence[str] = ()
+    blank: Dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.pred_labels)

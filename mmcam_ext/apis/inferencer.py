@@ -144,7 +144,8 @@ class CAMInferencer:
         Returns:
             Per image: ``img_path``, ``image`` (RGB uint8 after the test
             pipeline, what the maps align with), ``maps`` and ``raw_maps``
-            (``{method: (K, H, W)}``), ``targets``, ``target_scores``,
+            (``{method: (K, H, W)}``), ``blank`` (``{method: (K,)}``
+            bool: maps zero after the ReLU), ``targets``, ``target_scores``,
             ``pred_label``, ``pred_score`` and, when the model knows its
             classes, ``pred_class`` and ``target_classes``.
         """
@@ -245,6 +246,7 @@ class CAMInferencer:
             image=to_rgb(batch['inputs'][i].cpu().numpy(), 'bgr'),
             maps={m: v[i] for m, v in res.maps.items()},
             raw_maps={m: v[i] for m, v in res.raw_maps.items()},
+            blank={m: v[i] for m, v in res.blank.items()},
             targets=res.targets[i],
             target_scores=res.target_scores[i],
             pred_label=int(res.pred_labels[i]),

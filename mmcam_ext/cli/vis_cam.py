@@ -18,6 +18,8 @@ import argparse
 import os
 import os.path as osp
 import sys
+from functools import partial
+from pathlib import Path
 from typing import Dict, List, Optional, Set, cast
 
 import numpy as np
@@ -27,6 +29,13 @@ from mmengine.utils import ProgressBar
 from mmcam_ext.apis import CAMInferencer, ImageLoadError, list_images
 from mmcam_ext.apis.data import unique_prefix
 from mmcam_ext.checkpoint import CheckpointError
+from mmcam_ext.errors import OutputError
+from mmcam_ext.fileio import (
+    CAMWriter,
+    SampleCAMs,
+    WriterOptions,
+    write_index,
+)
 from mmcam_ext.methods import build_method, method_names
 from mmcam_ext.visualization import CAMVisualizer, draw_cam_rows
 
@@ -96,7 +105,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--save-raw',
         action='store_true',
-        help='Also write float maps (K, H, W) as .npy',
+        help='Also write the float maps into a dump folder (raw/ under '
+        '--out-dir, <save-path>_raw/ with --save-path): index.json and a '
+        'few (N, H, W) arrays; read them with mmcam_ext.fileio.load_cams',
     )
     parser.add_argument(
         '--overwrite',
@@ -145,7 +156,7 @@ def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
             )
         prefix = osp.splitext(args.save_path)[0]
         files = [args.save_path] + (
-            [f'{prefix}_{m}.npy' for m in methods] if args.save_raw else []
+            [raw_dump_dir(args)] if args.save_raw else []
         )
         existing = [f for f in files if osp.exists(f)]
         if existing and not args.overwrite:
@@ -157,7 +168,7 @@ def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
         return [prefix]
     out_dir = args.out_dir or DEFAULT_OUT_DIR
     os.makedirs(out_dir, exist_ok=True)
-    suffixes = ['_cam.png'] + [f'_{m}.npy' for m in methods]
+    suffixes = ['_cam.png']
     taken: Set[str] = set()
     return [
         unique_prefix(
@@ -171,11 +182,52 @@ def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
     ]
 
 
+def raw_dump_dir(args) -> str:
+    """The dump folder of ``--save-raw`` (never an existing one's files).
+
+    ``<save-path stem>_raw`` with ``--save-path`` (refused by
+    :func:`plan_outputs` when it exists, unless ``--overwrite``);
+    otherwise ``<out-dir>/raw``, or ``raw_1``, ``raw_2``... when taken.
+    """
+    if args.save_path:
+        return osp.splitext(args.save_path)[0] + '_raw'
+    base = osp.join(args.out_dir or DEFAULT_OUT_DIR, 'raw')
+    folder, n = base, 0
+    while not args.overwrite and osp.exists(folder):
+        n += 1
+        folder = f'{base}_{n}'
+    return folder
+
+
+def open_writer(args) -> CAMWriter:
+    """The shared writer: grids in the background, raw maps in a store."""
+    folder = raw_dump_dir(args) if args.save_raw else '.'
+    return CAMWriter(
+        folder,
+        WriterOptions(
+            save_images=False, save_raw=bool(args.save_raw), thumbnails=False
+        ),
+    )
+
+
 def save_result(
-    vis: CAMVisualizer, res: dict, prefix: str, png: str, classes, args
+    vis: CAMVisualizer,
+    res: dict,
+    prefix: str,
+    png: str,
+    classes,
+    args,
+    writer: CAMWriter,
+    index: int = 0,
 ) -> None:
-    """Write the grid (and raw maps) of one image."""
-    picture = draw_cam_rows(
+    """Queue the grid (and raw maps) of one image on the shared writer.
+
+    The grid is drawn and encoded by the writer's thread, so the next
+    batch runs meanwhile; with ``--show`` it is drawn here, because the
+    window belongs to this thread.
+    """
+    draw = partial(
+        draw_cam_rows,
         vis,
         res['image'],
         res['maps'],
@@ -188,10 +240,58 @@ def save_result(
         name=osp.basename(prefix),
     )
     if args.show:
-        vis.show(picture, win_name=osp.basename(prefix))
+        vis.show(draw(), win_name=osp.basename(prefix))
+    else:
+        writer.submit(draw)
     if args.save_raw:
-        for method, cam in res['maps'].items():
-            np.save(f'{prefix}_{method}.npy', cam)
+        writer.add(_sample(res, prefix, png, index, writer.folder, args))
+
+
+def _sample(res: dict, prefix: str, png: str, index: int, folder, args):
+    """One image's maps for the writer; target kinds ``top1..topK`` or
+    ``category1..K`` (given ``--target-category``)."""
+    kind = 'category' if args.target_category else 'top'
+    return SampleCAMs(
+        index=index,
+        stem=osp.basename(prefix),
+        image=res['image'],
+        maps=res['maps'],
+        kinds=[f'{kind}{k + 1}' for k in range(len(res['targets']))],
+        targets=[int(t) for t in res['targets']],
+        target_scores=[float(s) for s in res['target_scores']],
+        blank=res.get('blank', {}),
+        info=dict(
+            img_path=res['img_path'] or '',
+            gt=None,
+            pred=res['pred_label'],
+            score=res['pred_score'],
+            misclassified=False,
+            rank=0,
+            file=osp.relpath(osp.abspath(png), osp.abspath(folder)),
+        ),
+    )
+
+
+def finish_writer(writer: CAMWriter, args, methods: List[str]) -> None:
+    """Wait for the writer; write the raw dump's index; refuse lost files.
+
+    Raises:
+        OutputError: When a grid or map could not be written.
+    """
+    errors = writer.close()
+    if args.save_raw:
+        writer.folder.mkdir(parents=True, exist_ok=True)
+        write_index(
+            Path(writer.folder),
+            writer.rows,
+            'json',
+            dict(methods=methods, config=args.config, tool='vis_cam'),
+        )
+    if errors:
+        raise OutputError(
+            f'{len(errors)} output file(s) could not be written: '
+            + '; '.join(errors[:3])
+        )
 
 
 def run(args) -> Dict[str, str]:
@@ -237,12 +337,20 @@ def run(args) -> Dict[str, str]:
         args.eigen_smooth,
         args.num_workers,
     )
-    for i, res in enumerate(results):
-        png = args.save_path or f'{prefixes[i]}_cam.png'
-        save_result(vis, res, prefixes[i], png, inferencer.classes, args)
-        written[images[i]] = png
-        if bar is not None:
-            bar.update()
+    writer = open_writer(args)
+    try:
+        for i, res in enumerate(results):
+            png = args.save_path or f'{prefixes[i]}_cam.png'
+            save_result(
+                vis, res, prefixes[i], png, inferencer.classes, args, writer, i
+            )
+            written[images[i]] = png
+            if bar is not None:
+                bar.update()
+    except BaseException:
+        writer.close()  # what was queued is still written
+        raise
+    finish_writer(writer, args, methods)
     return written
 
 
@@ -264,6 +372,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         FileNotFoundError,
         ImageLoadError,
         CheckpointError,
+        OutputError,
     ) as err:
         msg = err.args[0] if err.args else repr(err)
         print(f'\nvis_cam.py: error: {msg}', file=sys.stderr)
