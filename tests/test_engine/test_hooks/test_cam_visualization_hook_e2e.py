@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 
 from benchmarks.datasets import load_boxes
 from benchmarks.datasets.shapes_train import train_shapes_classifier
-from mmcam_ext.evaluation import pointing_game
+from mmcam_ext.evaluation import box_area_fraction, pointing_game
 from mmcam_ext.fileio import CAMDump, read_index
 from tests.helpers.dist_run import torchrun
 
@@ -154,11 +154,10 @@ def _pointing_rates(folder, data_root):
         if row['target_kind'] != 'pred':
             continue
         key = Path(row['img_path']).relative_to(val_dir).as_posix()
-        x0, y0, x1, y1 = boxes[key]
         hits.setdefault(row['method'], []).append(
             pointing_game(cam, boxes[key])
         )
-        areas.append((x1 - x0) * (y1 - y0) / cam.size)
+        areas.append(box_area_fraction(cam.shape, boxes[key]))
     return {m: float(np.mean(h)) for m, h in hits.items()}, float(
         np.mean(areas)
     )
