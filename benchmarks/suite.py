@@ -91,6 +91,8 @@ class Settings:
         scale_folder_model: Model of the tool-vs-inference row (c).
         scale_folder_size: Images in its folder.
         scale_repeats: Timed rounds of the process rows (c).
+        scale_trained_epochs: Training epochs of the row (b) model (few:
+            it should still make mistakes to explain).
         quality_cases: Shapes classifiers to score.
         quality_limit: Val images per classifier (``None``: all).
         quality_steps: Deletion/insertion steps.
@@ -116,6 +118,7 @@ class Settings:
     scale_folder_model: str = 'resnet50'
     scale_folder_size: int = 512
     scale_repeats: int = 2
+    scale_trained_epochs: int = 3
     quality_cases: Sequence[QualityCase] = (
         QualityCase('cnn', (64, 64), 20, SHAPES_DATA),
         QualityCase('vit', (64, 64), 40, SHAPES_DATA),
@@ -473,17 +476,19 @@ def _trained_row(s: Settings, report: Report) -> None:
     from .datasets.shapes_train import train_shapes_classifier
 
     case = s.quality_cases[0]
+    epochs = s.scale_trained_epochs
     cfg, _ = train_shapes_classifier(
         case.arch,
         osp.join(s.work_dir, 'shapes'),
-        epochs=case.epochs,
+        epochs=epochs,
         size=case.size,
         extra_cfg=dict(case.extra_cfg),
     )
     r = trained_hook_ratio(cfg, s.repeats, s.work_dir)
     report.add(
         '(b) hook, misclassified only / test without',
-        f'{case.label} trained, {r["samples"]} images, GradCAM + raw store',
+        f'{case.label} trained {epochs} epochs, {r["samples"]} images, '
+        'GradCAM + raw store',
         r['ratio'],
         f'{r["ratio"]:.2f} ({r["with"]:.2f} s vs {r["without"]:.2f} s; '
         f'{r["explained"]} misclassified explained)',

@@ -34,6 +34,7 @@ from ..utils.capture import (
 )
 from ..utils.maps import combine_layers, spatial_size
 from ..utils.model import classifier_logits, get_module, unwrap_model
+from .loop_grad import LoopGradCapture, loop_grad_supported, loop_maps
 from .pooled_head import PooledCapture, PooledHead
 
 __all__ = ['CAMEngine', 'TargetsLike', 'MethodLike']
@@ -98,6 +99,11 @@ class CAMEngine:
                     self.num_extra_tokens,
                 )
         return self._specs[key]
+
+    def cached_spec(self, size: Tuple[int, int]) -> Optional[TargetSpec]:
+        """The target spec resolved for inputs of ``size``, if any (no
+        forward)."""
+        return self._specs.get((int(size[0]), int(size[1])))
 
     def explain(
         self,
@@ -210,6 +216,62 @@ class CAMEngine:
             )
             self._pooled[key] = path
         return self._pooled[key]
+
+    # ------------------------------------------------ in-loop gradients
+    def loop_capture(self, inputs: torch.Tensor) -> Optional[LoopGradCapture]:
+        """Hooks for the in-loop gradient path on inputs of this size, or
+        ``None`` when the model's scores do not come from a head module.
+
+        Args:
+            inputs (torch.Tensor): A preprocessed batch (its size picks the
+                target spec).
+
+        Returns:
+            LoopGradCapture | None: Not started yet.
+        """
+        if self.autocast is not None or not loop_grad_supported(self.model):
+            return None
+        return LoopGradCapture(self.model, self.spec_for(inputs))
+
+    def explain_loop(
+        self,
+        capture: LoopGradCapture,
+        methods: Sequence[MethodLike],
+        targets: TargetsLike,
+        rows: Sequence[int],
+        eigen_smooth: bool = False,
+    ) -> CAMResult:
+        """CAMs from a forward someone else ran with ``capture`` on.
+
+        Args:
+            capture (LoopGradCapture): A capture that saw one forward.
+            methods (Sequence): Gradient-family methods.
+            targets: Classes per chosen sample, ``(B', K)``.
+            rows (Sequence[int]): Positions of the chosen samples.
+            eigen_smooth (bool): First principal component instead of the
+                channel sum. Defaults to False.
+
+        Returns:
+            CAMResult: The maps of the chosen samples.
+        """
+        built = [build_method(m) if isinstance(m, str) else m for m in methods]
+        layer_methods = [m for m in built if isinstance(m, LayerMapMethod)]
+        if len(layer_methods) != len(built):
+            raise ValueError(
+                'explain_loop takes gradient-family methods only, '
+                f'got {[m.name for m in built]}.'
+            )
+        maps, signed, logits, tgt = loop_maps(
+            capture,
+            layer_methods,
+            partial(self._targets, targets=targets, topk=1),
+            rows,
+            eigen_smooth,
+            self._check_grad,
+        )
+        return self._result(
+            maps, signed, logits, tgt, [m.name for m in built], capture.spec
+        )
 
     def cached_pooled_head(
         self, size: Optional[Tuple[int, int]] = None

@@ -125,8 +125,13 @@ class EvalDump:
 
         Every rank must call it (collectives inside).
         """
+        # Local steps never raise past here: every rank must reach the
+        # collectives, whatever failed on it.
         self._release_held()
-        self.errors += self.writer.close()
+        try:
+            self.errors += self.writer.close()
+        except Exception as err:
+            self.errors.append(f'{type(err).__name__}: {err}')
         parts = all_gather_object(
             (self.writer.rows, self._grids, self.failed_batches, self.errors)
         )
@@ -145,9 +150,12 @@ class EvalDump:
             return
         keys = all_gather_object([k for k, _ in self._held])
         kept = first_in_order(keys, self.cap)
-        for key, sample in self._held:
-            if key in kept:
-                self._write(key, sample)
+        try:
+            for key, sample in self._held:
+                if key in kept:
+                    self._write(key, sample)
+        except Exception as err:
+            self.errors.append(f'{type(err).__name__}: {err}')
         self._held = []
 
     def _write_tables(

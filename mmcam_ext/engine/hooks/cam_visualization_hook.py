@@ -5,7 +5,7 @@ Add to any MMPretrain config::
     custom_imports = dict(imports=['mmcam_ext'], allow_failed_imports=False)
     custom_hooks = [dict(type='CAMVisualizationHook', methods=['gradcam'])]
 
-Two ways to the maps, chosen per model (the debug log says which ran):
+Three ways to the maps, chosen per model (the debug log says which ran):
 
 * **Pooled-head fast path**: when the target layer reaches the logits only
   through global average pooling and the head (most CNNs at their last
@@ -13,11 +13,16 @@ Two ways to the maps, chosen per model (the debug log says which ran):
   captured by a forward hook during the loop's *own* no-grad
   ``val_step``/``test_step``, and the gradients come from a backward
   through the head alone: no forward of the hook's own.
-* **General path** (class-token ViTs, inner layers, ScoreCAM, attention
-  methods, ``aug_smooth``): one extra pass per batch that has a chosen
-  sample, for all of its chosen samples, methods and targets at once
-  (:class:`~mmcam_ext.apis.CAMEngine`, parameters frozen, eval mode,
-  everything restored); none for a batch without one.
+* **In-loop gradients** (other layers of an ``ImageClassifier``, e.g. a
+  class-token ViT's ``ln1``; :mod:`mmcam_ext.apis.loop_grad`): the loop's
+  own forward builds the graph from the target layer to the head's scores,
+  which go back to the loop detached; the hook backpropagates through that
+  tail afterwards. No forward of the hook's own either.
+* **General path** (ScoreCAM, AblationCAM, attention methods,
+  ``aug_smooth``, models without a ``head``): one extra pass per batch
+  that has a chosen sample, for all of its chosen samples, methods and
+  targets at once (:class:`~mmcam_ext.apis.CAMEngine`, parameters frozen,
+  eval mode, everything restored); none for a batch without one.
 
 Files are written by a background thread (:mod:`mmcam_ext.fileio.writer`),
 flushed at the end of each evaluation. Options are checked against the
@@ -32,7 +37,17 @@ import logging
 import random
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
@@ -43,6 +58,7 @@ from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 from torch import nn
 
 from ...apis.cam_engine import CAMEngine
+from ...apis.loop_grad import LoopGradCapture
 from ...apis.pooled_head import PooledCapture
 from ...errors import InputError
 from ...fileio import SampleCAMs
@@ -68,6 +84,7 @@ PHASES = ('val', 'test')
 SamplesLike = Union[None, Dict[str, Any], SampleSelection]
 OutputLike = Union[None, Dict[str, Any], DumpOptions]
 ExplainLike = Union[None, Dict[str, Any], ExplainOptions]
+Capture = Union[PooledCapture, LoopGradCapture]
 
 
 @HOOKS.register_module()
@@ -145,7 +162,9 @@ class CAMVisualizationHook(Hook):
         self._evals = dict.fromkeys(PHASES, 0)
         self._dump: Optional[EvalDump] = None
         self._selection: Optional[EvalSelection] = None
-        self._capture: Optional[PooledCapture] = None
+        self._capture: Optional[Capture] = None
+        self._loop: Optional[LoopGradCapture] = None
+        self._paths_logged: Set[str] = set()
         self._engine: Optional[CAMEngine] = None
         self._drawer: Optional[CAMVisualizer] = None
 
@@ -219,8 +238,8 @@ class CAMVisualizationHook(Hook):
             inputs = _probe_inputs(model, loop.dataloader)
             engine = self._get_engine(model)
             engine.spec_for(inputs)
-            if self._fast_ok:
-                engine.pooled_head(inputs)
+            if self._fast_ok and engine.pooled_head(inputs) is None:
+                self._loop = engine.loop_capture(inputs)
 
     # ------------------------------------------------------ evaluation
     def _begin(self, runner, phase: str, loop: BaseLoop) -> None:
@@ -231,6 +250,7 @@ class CAMVisualizationHook(Hook):
         """
         self._evals[phase] += 1
         self._close_unfinished()
+        self._paths_logged = set()
         if phase not in self.phases or self._evals[phase] % self.interval:
             return
         rank, world = get_dist_info()
@@ -286,6 +306,8 @@ class CAMVisualizationHook(Hook):
         head = engine.cached_pooled_head()
         if head is not None:
             self._capture = head.capture().start()
+        elif self._loop is not None and self._loop.model is engine.model:
+            self._capture = self._loop.start()
 
     def _on_iter(
         self, runner, data_batch: Any, outputs: Optional[Sequence]
@@ -305,6 +327,9 @@ class CAMVisualizationHook(Hook):
                 self._add_samples(dump, data_batch, outputs, picks, result)
         except Exception as err:
             self._fail(dump, err)
+        finally:
+            if isinstance(capture, LoopGradCapture):
+                capture.clear()  # drop the tail's graph
 
     def _explain(
         self,
@@ -312,9 +337,10 @@ class CAMVisualizationHook(Hook):
         data_batch: dict,
         picks: List[Pick],
         outputs: Sequence,
-        capture: Optional[PooledCapture],
+        capture: Optional[Capture],
     ) -> CAMResult:
-        """CAMs of the picked samples: fast path or one extra pass.
+        """CAMs of the picked samples: from the loop's own forward (pooled
+        head or in-loop gradients) or from one extra pass.
 
         The torch RNG is forked and Python's and NumPy's kept, so the extra
         work does not shift the random streams of the run.
@@ -326,14 +352,25 @@ class CAMVisualizationHook(Hook):
             [[self._target(outputs[i], k) for k in self.kinds] for i in rows]
         )
         with _rng_kept():
+            if self._loop_ready(engine, capture):
+                assert isinstance(capture, LoopGradCapture)
+                self._log_path('in-loop gradients (no extra forward)')
+                return engine.explain_loop(
+                    capture,
+                    self.methods,
+                    targets,
+                    rows,
+                    self.explain.eigen_smooth,
+                )
             if (
-                capture is not None
+                isinstance(capture, PooledCapture)
                 and capture.complete
                 and (
                     engine.cached_pooled_head(capture.input_size)
                     is capture.head
                 )
             ):
+                self._log_path('pooled-head fast path (no extra forward)')
                 return engine.explain_captured(
                     capture,
                     self.methods,
@@ -341,6 +378,7 @@ class CAMVisualizationHook(Hook):
                     rows,
                     self.explain.eigen_smooth,
                 )
+            self._log_path('general path (one extra pass per batch)')
             inputs = _preprocess(model, data_batch)
             return engine.explain(
                 inputs[rows],
@@ -349,6 +387,25 @@ class CAMVisualizationHook(Hook):
                 aug_smooth=self.explain.aug_smooth,
                 eigen_smooth=self.explain.eigen_smooth,
             )
+
+    def _log_path(self, path: str) -> None:
+        """Say at debug level, once per evaluation, which path ran."""
+        if path not in self._paths_logged:
+            self._paths_logged.add(path)
+            print_log(
+                f'[mmcam_ext] CAMVisualizationHook: {path}',
+                logger='current',
+                level=logging.DEBUG,
+            )
+
+    @staticmethod
+    def _loop_ready(engine: CAMEngine, capture: Optional[Capture]) -> bool:
+        """The in-loop capture saw a whole forward of the size it was set
+        up for (another size may need other target layers)."""
+        if not isinstance(capture, LoopGradCapture) or not capture.complete:
+            return False
+        assert capture.input_size is not None
+        return engine.cached_spec(capture.input_size) is capture.spec
 
     def _add_samples(
         self,

@@ -268,3 +268,42 @@ def test_interval_counts_evaluations(tmp_path):
     )
     runner.train()
     assert [p.name for p in _dump_dirs(runner)] == ['val_epoch_2']
+
+
+@pytest.mark.parametrize(
+    'methods', [['gradcam', 'layercam'], ['gradcam', 'attention_rollout']]
+)
+def test_vit_run_undisturbed(tmp_path, methods):
+    """The in-loop gradient path runs the ViT's tail with grad inside the
+    loop's forward (and a general-path method beside it): metrics, weights,
+    ``.grad`` and flags stay bit-identical; no torch hook remains."""
+    hook = dict(HOOK, methods=methods, samples=dict(mode='all'))
+    runner = Runner.from_cfg(tiny_cfg(tmp_path / 'on', arch='vit', hook=hook))
+    model = runner.model
+    for p in list(model.parameters())[::4]:
+        p.grad = torch.randn_like(p)
+    before, handles = model_state(model), hook_count(model)
+    with_hook = runner.val()
+    assert hook_count(model) == handles and torch.is_grad_enabled()
+    model.train(False)
+    before['training'] = {n: m.training for n, m in model.named_modules()}
+    assert_same_state(before, model_state(model))
+    off = Runner.from_cfg(tiny_cfg(tmp_path / 'off', arch='vit'))
+    off.model.load_state_dict(model.state_dict())
+    assert with_hook == off.val()
+    assert len(read_index(_dump_dirs(runner)[0])) == 12 * 2
+
+
+@pytest.mark.slow
+def test_vit_training_identical_with_and_without_hook(tmp_path):
+    states = []
+    for sub, hook in (
+        ('on', dict(HOOK, samples=dict(mode='all'))),
+        ('off', None),
+    ):
+        cfg = tiny_cfg(tmp_path / sub, arch='vit', epochs=2, hook=hook)
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        states.append(runner.model.state_dict())
+    for name, value in states[0].items():
+        assert torch.equal(value, states[1][name]), name

@@ -4,10 +4,11 @@ samples one process would, and the README's command works as written."""
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mmengine.runner import Runner
 
-from mmcam_ext.fileio import read_index
+from mmcam_ext.fileio import CAMDump, read_index
 from tests.helpers.dist_run import free_port, run_in, torchrun
 from tests.helpers.runner import tiny_cfg
 
@@ -22,27 +23,34 @@ def _indices(work_dir):
 
 
 @pytest.mark.parametrize(
-    'samples',
+    'arch, samples',
     [
-        dict(mode='all', max_per_eval=5),
-        dict(mode='random', num=9, seed=1, max_per_eval=4),
-        dict(mode='all', misclassified_only=True, max_per_eval=3),
+        ('cnn', dict(mode='all', max_per_eval=5)),
+        ('cnn', dict(mode='random', num=9, seed=1, max_per_eval=4)),
+        ('cnn', dict(mode='all', misclassified_only=True, max_per_eval=3)),
+        ('vit', dict(mode='all', max_per_eval=5)),  # in-loop gradients
     ],
 )
-def test_cap_selects_what_one_process_would(tmp_path, samples):
+def test_cap_selects_what_one_process_would(tmp_path, arch, samples):
     hook = dict(
         type='CAMVisualizationHook',
         methods=['gradcam'],
         samples=samples,
         output=dict(save_raw=True),
     )
-    cfg = tiny_cfg(tmp_path, hook=hook)
+    cfg = tiny_cfg(tmp_path, arch=arch, hook=hook)
     single = Runner.from_cfg(cfg.copy())
     single.val()
-    want, _ = _indices(single.work_dir)
+    want, single_folder = _indices(single.work_dir)
     cfg.work_dir = str(tmp_path / 'dist')
     torchrun(cfg, tmp_path)
     got, folder = _indices(cfg.work_dir)
+    dist_maps = {
+        (r['dataset_index'], r['method']): m for r, m in CAMDump(folder)
+    }
+    for row, cam in CAMDump(single_folder):
+        key = (row['dataset_index'], row['method'])
+        np.testing.assert_allclose(dist_maps[key], cam, atol=1e-3)
     assert len(want) == samples['max_per_eval']
     assert sorted(got) == sorted(want)
     # nothing was written for the candidates dropped by the cut

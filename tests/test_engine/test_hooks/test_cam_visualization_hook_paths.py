@@ -1,10 +1,11 @@
 """The hook's two paths to the maps, and where its time is booked.
 
-Fast path (tiny CNN: last stage -> GAP -> linear head): no forward of the
-hook's own, the maps come from the loop's forward. General path (tiny ViT,
-class-token layer): one extra pass per batch that has a chosen sample, none
-for the others. The hook's work is part of the iteration's ``time``, never
-of the next iteration's ``data_time``.
+Fast path (tiny CNN: last stage -> GAP -> linear head) and in-loop
+gradients (tiny ViT, class-token layer): no forward of the hook's own, the
+maps come from the loop's forward. General path (here: ``aug_smooth``):
+extra passes only for a batch that has a chosen sample. The hook's work
+is part of the iteration's ``time``, never of the next iteration's
+``data_time``.
 """
 
 import time
@@ -55,10 +56,38 @@ def test_fast_path_adds_no_forward(tmp_path):
     assert sizes == [5, 5, 2]
 
 
-def test_general_path_one_pass_per_batch_with_a_pick(tmp_path):
+def _engine_maps(runner, indices, methods, **kw):
+    """The engine's general path on the same preprocessed samples."""
+    model = runner.model
+    dataset = runner.val_dataloader.dataset
+    batch = runner.val_dataloader.collate_fn([dataset[i] for i in indices])
+    inputs = model.data_preprocessor(batch, False)['inputs']
+    with torch.no_grad():
+        preds = model(inputs, mode='tensor').argmax(1).numpy()
+    gts = [int(s.gt_label[0]) for s in batch['data_samples']]
+    engine = CAMEngine(model, fast_path=False)
+    return engine.explain(
+        inputs, methods, targets=np.stack([preds, gts], 1), **kw
+    )
+
+
+def _check_maps(folder, indices, res, atol=1e-5):
+    for j, idx in enumerate(indices):
+        for k, kind in enumerate(('pred', 'gt')):
+            for method in res.maps:
+                ((row, cam),) = load_cams(folder, idx, method, kind)
+                assert row['target'] == int(res.targets[j, k])
+                np.testing.assert_allclose(
+                    cam, res.maps[method][j, k], atol=atol
+                )
+
+
+def test_in_loop_gradients_add_no_forward_on_a_vit(tmp_path):
+    """Class-token ViT: the loop's own forward builds the graph from the
+    target layer on; the maps equal the engine's general path."""
     hook = dict(
         type='CAMVisualizationHook',
-        methods=['gradcam', 'layercam'],
+        methods=['gradcam', 'layercam', 'eigengradcam'],
         target='both',
         samples=dict(mode='indices', indices=[1, 3, 11]),
         output=dict(save_raw=True, raw_dtype='float32'),
@@ -66,28 +95,33 @@ def test_general_path_one_pass_per_batch_with_a_pick(tmp_path):
     runner = Runner.from_cfg(tiny_cfg(tmp_path, arch='vit', hook=hook))
     sizes = _forward_sizes(runner)
     runner.val()
-    # batches [0..4], [5..9], [10, 11]: picks {1, 3}, none, {11}
-    assert sizes == [1, 5, 2, 5, 2, 1]  # probe, loop, extra, loop, loop, extra
-    # the maps are the engine's on the same preprocessed samples
-    model = runner.model
-    dataset = runner.val_dataloader.dataset
-    batch = runner.val_dataloader.collate_fn([dataset[i] for i in (1, 3, 11)])
-    inputs = model.data_preprocessor(batch, False)['inputs']
-    with torch.no_grad():
-        preds = model(inputs, mode='tensor').argmax(1).numpy()
-    gts = [int(s.gt_label[0]) for s in batch['data_samples']]
-    res = CAMEngine(model).explain(
-        inputs, ['gradcam', 'layercam'], targets=np.stack([preds, gts], 1)
+    assert sizes == [1, 5, 5, 2]  # probe, then the loop's forwards only
+    res = _engine_maps(
+        runner, (1, 3, 11), ['gradcam', 'layercam', 'eigengradcam']
     )
-    folder = _folder(runner)
-    for j, idx in enumerate((1, 3, 11)):
-        for k, kind in enumerate(('pred', 'gt')):
-            for method in ('GradCAM', 'LayerCAM'):
-                ((row, cam),) = load_cams(folder, idx, method, kind)
-                assert row['target'] == int(res.targets[j, k])
-                np.testing.assert_allclose(
-                    cam, res.maps[method][j, k], atol=1e-5
-                )
+    _check_maps(_folder(runner), (1, 3, 11), res)
+    assert torch.is_grad_enabled()  # grad mode as before the run
+
+
+def test_general_path_passes_only_for_batches_with_a_pick(tmp_path):
+    """aug_smooth needs its own passes: they run once per batch that holds
+    a chosen sample, for all of its chosen samples together."""
+    hook = dict(
+        type='CAMVisualizationHook',
+        methods=['gradcam'],
+        target='both',
+        samples=dict(mode='indices', indices=[1, 3, 11]),
+        explain=dict(aug_smooth=True),
+        output=dict(save_raw=True, raw_dtype='float32'),
+    )
+    runner = Runner.from_cfg(tiny_cfg(tmp_path, arch='vit', hook=hook))
+    sizes = _forward_sizes(runner)
+    runner.val()
+    # batches [0..4], [5..9], [10, 11]: picks {1, 3}, none, {11}; per
+    # explained batch one scoring forward + 6 augmented passes
+    assert sizes == [1, 5] + [2] * 7 + [5, 2] + [1] * 7
+    res = _engine_maps(runner, (1, 3, 11), ['gradcam'], aug_smooth=True)
+    _check_maps(_folder(runner), (1, 3, 11), res)
 
 
 class SlowTestCAM(GradCAM):
