@@ -390,7 +390,8 @@ class CAMInferencer:
             Per image: ``img_path``, ``image`` (RGB uint8 after the test
             pipeline, what the maps align with), ``maps`` and ``raw_maps``
             (``{method: (K, H, W)}``), ``blank`` (``{method: (K,) bool}``,
-            True where that map is zero everywhere), ``targets``,
+            True where that map is zero everywhere), ``target_layers``,
+            ``targets``,
             ``target_scores``, ``pred_label``, ``pred_score`` and, when the
             model knows its classes, ``pred_class`` and ``target_classes``.
 
@@ -520,6 +521,7 @@ class CAMInferencer:
             maps={m: v[i] for m, v in res.maps.items()},
             raw_maps={m: v[i] for m, v in res.raw_maps.items()},
             blank={m: v[i] for m, v in res.blank.items()},
+            target_layers=list(res.target_layers),
             targets=res.targets[i],
             target_scores=res.target_scores[i],
             pred_label=int(res.pred_labels[i]),

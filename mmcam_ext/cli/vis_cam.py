@@ -326,7 +326,7 @@ def _write(
             ) from None
 
 
-def _warn_blank(image: str, res: dict, classes) -> None:
+def _warn_blank(image: str, res: dict, classes, warn) -> None:
     """One warning per image whose maps are zero everywhere."""
     blank = [
         f'{method} for class {class_text(int(t), classes)}'
@@ -336,9 +336,7 @@ def _warn_blank(image: str, res: dict, classes) -> None:
     ]
     if blank:
         layers = ', '.join(res.get('target_layers', ())) or 'the target layer'
-        report(
-            PROG,
-            'warning',
+        warn(
             f'{image}: the map of {"; ".join(blank)} is zero everywhere '
             f'after the ReLU: no positive evidence for this class at '
             f'{layers}. It is written blank; try another --method (e.g. '
@@ -353,6 +351,12 @@ def _explain_all(args, inferencer, images, prefixes, methods, targets):
     bar = (
         ProgressBar(len(images), file=sys.stderr) if len(images) > 1 else None
     )
+
+    def warn(message: str) -> None:
+        if bar is not None:  # the bar's line has no newline yet
+            print(file=sys.stderr)
+        report(PROG, 'warning', message)
+
     written: Dict[str, str] = {}
     skipped: List[Tuple[str, BaseException]] = []
     results = inferencer.iter_results(
@@ -370,16 +374,16 @@ def _explain_all(args, inferencer, images, prefixes, methods, targets):
         if 'error' in res:
             skipped.append((images[i], res['error']))
             if len(images) > 1:
-                report(
-                    PROG, 'warning', f'skipped: {cli_message(res["error"])}'
-                )
+                warn(f'skipped: {cli_message(res["error"])}')
         else:
             png = args.save_path or f'{prefixes[i]}_cam.png'
             _write(vis, res, prefixes[i], png, inferencer.classes, args)
             written[images[i]] = png
-            _warn_blank(images[i], res, inferencer.classes)
+            _warn_blank(images[i], res, inferencer.classes, warn)
         if bar is not None:
             bar.update()
+    if bar is not None:
+        print(file=sys.stderr)
     return written, skipped
 
 
