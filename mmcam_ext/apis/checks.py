@@ -253,7 +253,7 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise InputError(
-            f'device {device!r} is not a device name; use e.g. '
+            f'device {device!r} is not a name torch knows; use e.g. '
             "'cpu', 'cuda' or 'cuda:1'.",
             option='device',
         ) from None
