@@ -272,7 +272,14 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
 
 
 def as_list(value: Union[str, Sequence[str], None]) -> List[str]:
-    """One name or several as a list (``None`` -> ``[]``)."""
+    """One name or several as a list (a string is one name).
+
+    Args:
+        value (str | Sequence[str], optional): E.g. ``target_layers``.
+
+    Returns:
+        list[str]: The names; ``[]`` for None.
+    """
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)

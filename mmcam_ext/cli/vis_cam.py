@@ -78,6 +78,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line (MMPretrain's arguments plus ours).
+
+    Args:
+        argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
+
+    Returns:
+        argparse.Namespace: The arguments. Malformed numbers and
+        ``--cfg-options`` pairs exit with code 2 here.
+    """
     parser = ArgumentParser(prog=PROG, description='Visualize CAM')
     parser.add_argument(
         'img', nargs='+', help='Image file(s), a directory or a glob pattern'
@@ -216,6 +225,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def check_args(args: argparse.Namespace) -> None:
     """Checks that need no model, run first (``--show`` before all).
 
+    Args:
+        args (argparse.Namespace): The parsed arguments.
+
     Raises:
         MMCamError: A wrong flag, naming it.
     """
@@ -243,8 +255,22 @@ def _protect_inputs(
 
 
 def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
-    """One free output prefix per image: never a user's file, never an
-    input, and no folder created yet (see :func:`ensure_dir`)."""
+    """One free output prefix per image.
+
+    Never a user's existing file (unless ``--overwrite``), never an input
+    image, and no folder is created yet (see :func:`ensure_dir`).
+
+    Args:
+        args (argparse.Namespace): The parsed arguments.
+        images (list[str]): The input paths.
+        methods (list[str]): Method names (for ``--save-raw`` files).
+
+    Returns:
+        list[str]: One prefix per image (``<out>/<stem>[_n]``).
+
+    Raises:
+        MMCamError: ``--save-path`` misuse, or an existing file.
+    """
     inputs = {osp.realpath(p) for p in images}
     if args.save_path:
         if len(images) != 1:
@@ -286,7 +312,19 @@ def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
 def save_result(
     vis: CAMVisualizer, res: dict, prefix: str, png: str, classes, args
 ) -> np.ndarray:
-    """Write the grid (and raw maps) of one image; return the grid."""
+    """Write the grid (and raw maps) of one image.
+
+    Args:
+        vis (CAMVisualizer): Draws the grid.
+        res (dict): One result of :meth:`CAMInferencer.iter_results`.
+        prefix (str): Output prefix of this image.
+        png (str): The grid's file.
+        classes (Sequence[str], optional): Class names.
+        args (argparse.Namespace): The parsed arguments.
+
+    Returns:
+        np.ndarray: The grid (RGB).
+    """
     picture = draw_cam_rows(
         vis,
         res['image'],
@@ -416,7 +454,17 @@ def _finish(args, written: Dict[str, str], skipped) -> int:
 
 
 def run(args) -> int:
-    """Explain every image; return the exit code."""
+    """Explain every image.
+
+    Args:
+        args (argparse.Namespace): The parsed arguments.
+
+    Returns:
+        int: The exit code (``EXIT_OK`` or ``EXIT_SKIPPED``).
+
+    Raises:
+        MMCamError: A user's mistake; :func:`main` reports it.
+    """
     check_args(args)
     if args.vit_like:
         print(
@@ -458,7 +506,15 @@ def _targets(categories: List[int], num_images: int):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the tool; return its exit code (0, 2 or 3, see ``EXIT_*``)."""
+    """Run the tool.
+
+    Args:
+        argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
+
+    Returns:
+        int: 0 (done), 2 (a user's mistake, one line on stderr) or 3 (done,
+        but some inputs were skipped; 0 with ``--skip-bad-images``).
+    """
     warnings.filterwarnings(
         'ignore', message='Fail to import ``MultiScaleDeformableAttention``'
     )

@@ -587,6 +587,22 @@ def test_blank_map_is_written_with_a_warning(p, tmp_path, capsys):
         capsys,
     )
     assert rc == 0 and 'zero everywhere' not in err
+    signed = tmp_path / 'signed'
+    rc, _, _ = _run(
+        p,
+        [
+            p['image'],
+            p['config'],
+            p['blank_ckpt'],
+            '--out-dir',
+            signed,
+            '--target-category',
+            '0',
+            '--signed',
+        ],
+        capsys,
+    )
+    assert rc == 0 and (signed / 'img0_cam.png').stat().st_size > 1000
 
 
 def test_partial_checkpoint_needs_the_flag_and_warns(p, tmp_path, capsys):
