@@ -492,6 +492,25 @@ def test_show_without_display_fails_fast(p, tmp_path, capsys, monkeypatch):
     assert not osp.exists(out)
 
 
+def test_read_only_out_dir_and_failed_write(p, tmp_path, capsys, monkeypatch):
+    # As root every folder is writable, so the refusal is simulated.
+    from mmcam_ext.cli import checks
+
+    monkeypatch.setattr(checks.os, 'access', lambda path, mode: False)
+    out = str(tmp_path / 'out')
+    assert vis_cam.main(_std(p) + ['--out-dir', out]) == 2
+    err = capsys.readouterr().err
+    assert 'is not writable' in err and 'Traceback' not in err
+    monkeypatch.undo()
+    import mmcv
+
+    monkeypatch.setattr(mmcv, 'imwrite', lambda *a, **k: False)  # disk full
+    assert vis_cam.main(_std(p) + ['--out-dir', out]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot write '" in err and 'img0_cam.png' in err
+    assert os.listdir(out) == []
+
+
 # ----------------------------------------------------------------------
 # Runs that finish: correct output plus a warning.
 
