@@ -46,8 +46,8 @@ Restore = Callable[[], None]
 Record = Callable[[torch.Tensor], None]
 
 GRADIENT_METHODS_HINT = (
-    'Use a gradient method on a layer instead, e.g. --method gradcam '
-    '(or gradcam++, hirescam, layercam).'
+    'Use a gradient method on a layer instead: gradcam (or gradcam++, '
+    'hirescam, layercam).'
 )
 
 

@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Type
 import torch
 from torch import nn
 
+from ..errors import MethodError
 from ..registry import CAM_METHODS
 from ..structures import TargetSpec
 
@@ -160,7 +161,7 @@ def build_method(name: str, **kwargs) -> BaseCAMMethod:
     table = _method_table()
     cls = table.get(normalize_name(name))
     if cls is None:
-        raise KeyError(
+        raise MethodError(
             f'Unknown CAM method {name!r}. Available: '
             f'{", ".join(method_names())} (names are case- and '
             'dash-insensitive; aliases such as gradcam++ work).'

@@ -4,10 +4,11 @@ from typing import Any, Optional
 
 from torch import nn
 
+from ..errors import LayoutError
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
 from ..utils.model import feature_root, num_extra_tokens
-from .base import BaseResolver, ForwardTrace, plausible_map
+from .base import BaseResolver, ForwardTrace, spatial_layout
 from .facts import FAMILY_FACTS, TIMM_CNNS, Facts, find_facts
 
 __all__ = [
@@ -85,11 +86,11 @@ class FamilyResolver(BaseResolver):
         else:
             name = first_path_that_ran(model, prefix, facts.layer, trace)
         if name is None:
-            raise ValueError(
+            raise LayoutError(
                 f'{type(root).__name__}: none of the layers the facts table '
                 f'names ({facts.layer or "a spatial map"}) runs on this '
                 f'{trace.input_hw[0]}x{trace.input_hw[1]} input; pass '
-                '--target-layers (see --preview-model).'
+                'target_layers (layer names: model.named_modules()).'
             )
         return TargetSpec(
             [name], self._layout(model, prefix, root, facts), facts.why
@@ -100,10 +101,14 @@ class FamilyResolver(BaseResolver):
     ) -> TokenLayout:
         """Layout of user-chosen layers: the family's kind where the rank fits.
 
-        A 4-D output is NCHW when its last two dims follow the input, else
-        channels-last. A user token layer in another stage of a hierarchical
-        model has another grid than the default layer, so its grid is solved
-        from the input.
+        A 4-D output is NCHW or channels-last, whichever is a spatial map of
+        this input (the family's kind when both are); one that is neither
+        (a pooled 1x1 output) is refused, never guessed. A user token layer
+        in another stage of a hierarchical model has another grid than the
+        default layer, so its grid is solved from the input.
+
+        Raises:
+            LayoutError: The output cannot be a map of this input.
         """
         prefix, root = feature_root(model)
         facts = find_facts(root)
@@ -113,8 +118,9 @@ class FamilyResolver(BaseResolver):
         if facts is None or rank != (3 if facts.kind == 'tokens' else 4):
             return super().layout(model, layers, trace)
         if rank == 4:  # e.g. ViT-SAM's NCHW neck next to its NHWC blocks
-            nchw = plausible_map(shape, trace.input_hw)
-            return TokenLayout('nchw' if nchw else 'nhwc')
+            return spatial_layout(
+                layers[0], shape, trace.input_hw, facts.kind == 'nhwc'
+            )
         layout = self._layout(model, prefix, root, facts)
         default = (
             first_path_that_ran(model, prefix, facts.layer, trace)

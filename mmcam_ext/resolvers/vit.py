@@ -4,6 +4,7 @@ from typing import Dict, NamedTuple, Optional
 
 from torch import nn
 
+from ..errors import LayoutError
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
 from ..utils.model import feature_root, num_extra_tokens
@@ -80,9 +81,10 @@ class ClsTokenViTResolver(BaseResolver):
             why = 'final patch tokens: the head pools them'
         name = first_path_that_ran(model, prefix, paths, trace)
         if name is None:
-            raise ValueError(
+            raise LayoutError(
                 f'{type(root).__name__}: none of {paths!r} runs '
-                'on this input; pass --target-layers.'
+                'on this input; pass target_layers (layer names: '
+                'model.named_modules()).'
             )
         return TargetSpec([name], layout, why)
 
@@ -135,8 +137,9 @@ class TimmViTResolver(BaseResolver):
             paths, why = 'norm|blocks.-1', 'final patch tokens: pooled'
         name = first_path_that_ran(model, prefix, paths, trace)
         if name is None:
-            raise ValueError(
+            raise LayoutError(
                 f'timm {type(root).__name__}: none of {paths!r} '
-                'runs on this input; pass --target-layers.'
+                'runs on this input; pass target_layers (layer names: '
+                'model.named_modules()).'
             )
         return TargetSpec([name], TokenLayout('tokens', extra, None), why)
