@@ -9,7 +9,7 @@ and every torch hook is removed, also on error.
 
 from contextlib import nullcontext
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ __all__ = ['CAMEngine', 'TargetsLike', 'MethodLike']
 TargetsLike = Union[
     None, int, Sequence[int], Sequence[Sequence[int]], torch.Tensor, np.ndarray
 ]
-MethodLike = Union[str, BaseCAMMethod]
+MethodLike = Union[str, Mapping[str, Any], BaseCAMMethod]
 
 # Test-time augmentation of pytorch-grad-cam's aug_smooth: flips x brightness.
 TTA = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
@@ -102,7 +102,8 @@ class CAMEngine:
 
         Args:
             inputs: Preprocessed images (after the data preprocessor).
-            methods: Names (case-insensitive, aliases allowed) or instances.
+            methods: Names (case-insensitive, aliases allowed), config dicts
+                (``dict(type='rollout', head_fusion='max')``) or instances.
             targets: Classes to explain: ``None`` for the top-``topk``
                 predictions, an int for all samples, one int per sample, or
                 ``(B, K)`` classes (e.g. ground truth).
@@ -116,7 +117,7 @@ class CAMEngine:
                 f'Expected a (B, C, H, W) batch, got {tuple(inputs.shape)}.'
             )
         inputs = inputs.to(self.device).float()
-        built = [build_method(m) if isinstance(m, str) else m for m in methods]
+        built = [build_method(m) for m in methods]
         names = [m.name for m in built]
         if len(set(names)) != len(names):
             raise ValueError(f'Method listed twice: {names}.')

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from ..checkpoint import load_checkpoint
 from ..utils.image import to_rgb
-from .cam_engine import CAMEngine, TargetsLike
+from .cam_engine import CAMEngine, MethodLike, TargetsLike
 from .data import CAMImageDataset, ImageInput, build_test_pipeline, list_images
 
 __all__ = ['CAMInferencer', 'build_model', 'load_weights']
@@ -120,7 +120,7 @@ class CAMInferencer:
     def __call__(
         self,
         images: Union[ImageInput, Sequence[ImageInput]],
-        methods: Sequence[str] = ('gradcam',),
+        methods: Sequence[MethodLike] = ('gradcam',),
         targets: TargetsLike = None,
         topk: int = 1,
         batch_size: int = 8,
@@ -132,7 +132,8 @@ class CAMInferencer:
 
         Args:
             images: Paths, a directory, a glob, BGR numpy arrays, or a list.
-            methods: CAM method names (case-insensitive, aliases allowed).
+            methods: CAM method names (case-insensitive, aliases allowed),
+                config dicts or built methods.
             targets: ``None`` (top-``topk`` predictions), one class for all
                 images, one per image, or ``(N, K)`` classes.
             topk: Predictions explained when ``targets`` is ``None``.
@@ -164,7 +165,7 @@ class CAMInferencer:
     def iter_results(
         self,
         images: Union[ImageInput, Sequence[ImageInput]],
-        methods: Sequence[str] = ('gradcam',),
+        methods: Sequence[MethodLike] = ('gradcam',),
         targets: TargetsLike = None,
         topk: int = 1,
         batch_size: int = 8,

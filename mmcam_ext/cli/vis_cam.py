@@ -28,6 +28,7 @@ from mmcam_ext.apis import CAMInferencer, ImageLoadError, list_images
 from mmcam_ext.apis.data import unique_prefix
 from mmcam_ext.checkpoint import CheckpointError
 from mmcam_ext.methods import build_method, method_names
+from mmcam_ext.methods.base import method_configs, parse_method_options
 from mmcam_ext.visualization import CAMVisualizer, draw_cam_rows
 
 DEFAULT_OUT_DIR = osp.join('work_dirs', 'vis_cam')
@@ -59,6 +60,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         help='One or several CAM methods (case-insensitive): '
         f'{", ".join(method_names())}',
+    )
+    parser.add_argument(
+        '--method-options',
+        nargs='+',
+        default=[],
+        metavar='METHOD.OPTION=VALUE',
+        help='Options of the methods, e.g. rollout.head_fusion=max '
+        'rollout.discard_ratio=0.9 scorecam.mask_batch_size=16 '
+        "(see each method's constructor)",
     )
     parser.add_argument(
         '--target-category',
@@ -201,7 +211,10 @@ def run(args) -> Dict[str, str]:
             'Note: --vit-like is no longer needed and is ignored; the '
             'token layout is resolved per backbone.'
         )
-    methods = [build_method(m).name for m in args.method]
+    configs = method_configs(
+        args.method, parse_method_options(args.method_options)
+    )
+    methods = [build_method(c).name for c in configs]
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -229,7 +242,7 @@ def run(args) -> Dict[str, str]:
     written: Dict[str, str] = {}
     results = inferencer.iter_results(
         images,
-        methods,
+        configs,
         targets,
         args.topk,
         args.batch_size,

@@ -10,6 +10,7 @@ from .maps import combine_layers, normalize_maps, resize_maps, spatial_size
 from .model import (
     ClassifierLogits,
     classifier_logits,
+    expand_path,
     feature_root,
     get_module,
     num_extra_tokens,
@@ -31,6 +32,7 @@ __all__ = [
     'spatial_size',
     'ClassifierLogits',
     'classifier_logits',
+    'expand_path',
     'feature_root',
     'get_module',
     'num_extra_tokens',

@@ -166,7 +166,7 @@ def test_distilled_deit_reads_cls_and_dist_rows():
 
     with AttentionCapture(model) as cap, torch.no_grad():
         model(x, mode='tensor')
-    joint = np_rollout([t.double().numpy() for t in cap.collected()])
+    joint = np_rollout([b.raw.double().numpy() for b in cap.collected()])
     # Both extra tokens feed DeiT's head: average their rows; patches
     # start after the two extra tokens.
     want = joint[:, 0:2, 2:].mean(1)
