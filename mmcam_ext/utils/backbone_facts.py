@@ -133,10 +133,11 @@ _SWIN_ATTN = AttentionFacts(
     'shifted windows, patch merging between stages',
     ('stages.*.blocks.*.attn',),
 )
-# Tokens of a hierarchical transformer's last stage after its norm; the grid
-# comes from the stage, which returns ``(x, hw_shape)``.
+# Tokens of a hierarchical transformer's last stage after its norm (its
+# name follows the stage index: ``norm3`` for four stages; otherwise the
+# last block); the grid comes from the stage, which returns ``(x, hw)``.
 _HIER = BackboneFacts(
-    'norm3',
+    'norm3|stages.-1.blocks.-1',
     'tokens',
     0,
     'stages.-1',
@@ -144,7 +145,7 @@ _HIER = BackboneFacts(
     attention=_SWIN_ATTN,
 )
 _TWINS = BackboneFacts(
-    'norm_after_stage3',
+    'norm_after_stage3|stages.-1.-1',
     'tokens',
     0,
     'patch_embeds.-1',
