@@ -279,9 +279,14 @@ def tokens_to_maps(
             f'{h}x{w} patch grid of this input; check the '
             "backbone's num_extra_tokens."
         )
-    # Token-level min-max first: relevance scores of an untrained model can
-    # span 1e-4, where normalize_maps' 1e-7 guard would cap the peak below 1.
-    maps = normalize_maps(saliency.float().reshape(-1, h, w))[:, None]
+    # Token-level min-max first, in the scores' own precision: relevance
+    # scores of an untrained model can vary by 1e-9 around 1/P, where a
+    # float32 map (or normalize_maps' 1e-7 guard) would be blank.
+    flat = saliency.double().flatten(1)
+    flat = flat - flat.amin(dim=1, keepdim=True)
+    peak = flat.amax(dim=1, keepdim=True)
+    flat = torch.where(peak > 0, flat / peak.clamp(min=1e-300), flat)
+    maps = flat.float().reshape(-1, h, w)[:, None]
     maps = F.interpolate(
         maps, size=tuple(size), mode='bilinear', align_corners=False
     )
@@ -310,7 +315,7 @@ def head_readout(
     Returns:
         torch.Tensor: Rows that sum to one.
     """
-    row = torch.zeros(space.size, device=device)
+    row = torch.zeros(space.size, device=device, dtype=torch.float64)
     if 0 < head_tokens <= space.extra:
         row[:head_tokens] = 1.0 / head_tokens
     else:
@@ -370,7 +375,7 @@ def block_rollout(
 
     def step(i, block, v):
         geom, valid = block.geometry, _valid(block)
-        fused = fuse_heads(block.attn.float(), head_fusion, dim=2)
+        fused = fuse_heads(block.attn.double(), head_fusion, dim=2)
         fused = _discard_lowest(fused, discard_ratio, valid) * valid
         rows = scatter_cols(fused.sum(-1), geom.query_index, v.shape[1])
         w = v / (rows + 1.0)
@@ -402,7 +407,7 @@ def block_relevance(
     """
 
     def step(i, block, v):
-        cam = (grads[i].float() * block.attn.float()).clamp(min=0)
+        cam = (grads[i].double() * block.attn.double()).clamp(min=0)
         cam = cam.mean(dim=2) * _valid(block)
         geom = block.geometry
         return v + keys_to_space(geom, apply_attention(geom, v, cam))
@@ -437,7 +442,7 @@ def block_grad_attention(
     log_sal = None
     for block, grad in zip(blocks, grads):
         geom = block.geometry
-        weighted = (block.attn.float() * grad.float()).mean(dim=2)
+        weighted = (block.attn.double() * grad.double()).mean(dim=2)
         weighted = weighted * _valid(block)
         row = head_readout(geom.space, head_tokens, weighted.shape[0])
         row = row.to(weighted.device)

@@ -227,7 +227,7 @@ def test_one_window_swin_equals_plain_global_attention():
     for name, expected in want.items():
         sal, grid = build_method(name).patch_saliency(model, x, TARGETS)
         assert grid == (8, 8)
-        torch.testing.assert_close(sal, expected, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(sal.float(), expected, rtol=1e-4, atol=1e-6)
 
 
 # ----------------------------------------------------------------------
