@@ -112,7 +112,7 @@ def test_swin_windows_reproduce_the_module_output():
     assert any((b.geometry.query_index < 0).any() for b in blocks), (
         'no padded window in this test'
     )
-    for block, ((query, hw), out) in zip(blocks, seen):
+    for block, ((query, _hw), out) in zip(blocks, seen):
         msa = model.backbone.get_submodule(block.name)
         heads = msa.w_msa.num_heads
         values, pad = _value_proj(msa.w_msa.qkv, query, heads)
@@ -154,7 +154,7 @@ def test_twins_local_windows_reproduce_the_module_output():
     blocks, seen = _record(model, x, {'LocallyGroupedSelfAttention'})
     local = _of_type(model.backbone, blocks, 'LocallyGroupedSelfAttention')
     assert local and len(local) == len(seen)
-    for block, ((tokens, hw), out) in zip(local, seen):
+    for block, ((tokens, _hw), out) in zip(local, seen):
         lsa = model.backbone.get_submodule(block.name)
         values, pad = _value_proj(lsa.qkv, tokens, lsa.num_heads)
         mixed = _attend(dense(block), values, pad)
