@@ -137,7 +137,7 @@ _SWIN_ATTN = AttentionFacts(
 # name follows the stage index: ``norm3`` for four stages; otherwise the
 # last block); the grid comes from the stage, which returns ``(x, hw)``.
 _HIER = BackboneFacts(
-    'norm3|stages.-1.blocks.-1',
+    'norm3|norm2|norm1|stages.-1.blocks.-1',
     'tokens',
     0,
     'stages.-1',
