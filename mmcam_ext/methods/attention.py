@@ -342,8 +342,8 @@ def _propagate(
     v = head_readout(space, head_tokens, last.attn.shape[0], last.attn.device)
     for i in range(len(blocks) - 1, -1, -1):
         v = regrid(v, space, blocks[i].space, FLOW)
-        space = blocks[i].space
         v = step(i, blocks[i], v)
+        space = blocks[i].geometry.input_space
     return patch_part(v, space), space
 
 
@@ -378,6 +378,9 @@ def block_rollout(
         fused = fuse_heads(block.attn.double(), head_fusion, dim=2)
         fused = _discard_lowest(fused, discard_ratio, valid) * valid
         rows = scatter_cols(fused.sum(-1), geom.query_index, v.shape[1])
+        if not geom.residual:  # no identity: rows of the attention alone
+            w = v / rows.clamp(min=torch.finfo(rows.dtype).tiny)
+            return apply_attention(geom, w, fused)
         w = v / (rows + 1.0)
         return keys_to_space(geom, apply_attention(geom, w, fused)) + w
 
@@ -410,6 +413,8 @@ def block_relevance(
         cam = (grads[i].double() * block.attn.double()).clamp(min=0)
         cam = cam.mean(dim=2) * _valid(block)
         geom = block.geometry
+        if not geom.residual:  # R <- Ā R: no identity to carry
+            return apply_attention(geom, v, cam)
         return v + keys_to_space(geom, apply_attention(geom, v, cam))
 
     sal, space = _propagate(blocks, head_tokens, step)
@@ -438,20 +443,23 @@ def block_grad_attention(
     Returns:
         tuple: ``(B, P)`` saliency over the finest grid, and that grid.
     """
-    fine = max((b.space.grid for b in blocks), key=lambda g: g[0] * g[1])
+    fine = max(
+        (b.geometry.input_space.grid for b in blocks),
+        key=lambda g: g[0] * g[1],
+    )
     log_sal = None
     for block, grad in zip(blocks, grads):
         geom = block.geometry
         weighted = (block.attn.double() * grad.double()).mean(dim=2)
         weighted = weighted * _valid(block)
         row = head_readout(geom.space, head_tokens, weighted.shape[0])
-        row = row.to(weighted.device)
-        score = keys_to_space(
-            geom, apply_attention(geom, row, weighted), SCORE
-        )
+        score = apply_attention(geom, row.to(weighted.device), weighted)
+        if geom.residual:  # keys on the block's own tokens
+            score = keys_to_space(geom, score, SCORE)
+        tokens = geom.input_space
         score = regrid(
-            patch_part(score, geom.space),
-            TokenSpace(geom.space.grid),
+            patch_part(score, tokens),
+            TokenSpace(tokens.grid),
             TokenSpace(fine),
             SCORE,
         )

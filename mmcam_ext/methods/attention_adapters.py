@@ -26,6 +26,7 @@ from .attention_geometry import (
     BlockGeometry,
     TokenSpace,
     outlook_geometry,
+    query_subsampled_geometry,
     subsampled_geometry,
     window_geometry,
 )
@@ -217,6 +218,13 @@ def _outlook(module, args, kwargs, attn) -> Local:
     return Local(attn.transpose(1, 2), geom)
 
 
+def _levit_subsample(module, args, kwargs, attn) -> Local:
+    """LeViT's attention subsampling: strided queries, no residual."""
+    res, sub = int(module.resolution), int(module.sub_resolution)
+    geom = query_subsampled_geometry((res, res), (sub, sub), attn.device)
+    return Local(attn.unsqueeze(1), geom)
+
+
 _MM = 'mmpretrain.models'
 _TIMM = 'timm'
 # Qualified class name -> how to record it. Order does not matter: the MRO
@@ -235,6 +243,10 @@ ADAPTERS: Dict[str, Adapter] = {
     ),
     f'{_MM}.backbones.efficientformer.AttentionWithBias': Adapter(
         'softmax', '', _global
+    ),
+    f'{_MM}.backbones.levit.Attention': Adapter('softmax', '', _global),
+    f'{_MM}.backbones.levit.AttentionSubsample': Adapter(
+        'softmax', '', _levit_subsample
     ),
     f'{_MM}.backbones.xcit.ClassAttntion': Adapter(
         'dropout', 'attn_drop', _class_attention

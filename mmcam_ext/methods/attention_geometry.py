@@ -40,6 +40,7 @@ __all__ = [
     'window_geometry',
     'outlook_geometry',
     'subsampled_geometry',
+    'query_subsampled_geometry',
     'grid_parents',
     'gather_rows',
     'scatter_cols',
@@ -93,6 +94,10 @@ class BlockGeometry:
         key_stride (tuple[int, int], optional): Grid stride between
             ``space`` and ``key_space`` (``None``: the same grid).
             Defaults to None.
+        residual (bool): Whether the block adds its input back (a residual
+            path). Without one (LeViT's attention-subsampling blocks) the
+            queries are the block's output tokens and the keys its input
+            tokens. Defaults to True.
     """
 
     query_index: torch.Tensor
@@ -100,6 +105,13 @@ class BlockGeometry:
     space: TokenSpace
     key_space: TokenSpace
     key_stride: Optional[Grid] = None
+    residual: bool = True
+
+    @property
+    def input_space(self) -> TokenSpace:
+        """The tokens the block reads: ``space``, or its keys without a
+        residual path."""
+        return self.space if self.residual else self.key_space
 
     @property
     def valid(self) -> torch.Tensor:
@@ -257,6 +269,29 @@ def subsampled_geometry(
     return BlockGeometry(
         queries, keys, space, key_space, None if same else _grid(stride)
     )
+
+
+def query_subsampled_geometry(
+    hw: Grid, query_hw: Grid, device=None
+) -> BlockGeometry:
+    """Queries on a sub-sampled grid attend every input token; no residual.
+
+    LeViT's attention-subsampling block: its output tokens are the queries
+    (taken at every ``stride``-th input position), its input tokens the
+    keys, and it has no residual path.
+
+    Args:
+        hw (tuple[int, int]): The input (key) grid.
+        query_hw (tuple[int, int]): The output (query) grid.
+        device (torch.device, optional): Device of the index tensors.
+
+    Returns:
+        BlockGeometry: The geometry.
+    """
+    space, key_space = TokenSpace(_grid(query_hw)), TokenSpace(_grid(hw))
+    queries = torch.arange(space.size, device=device)[None]
+    keys = torch.arange(key_space.size, device=device)[None]
+    return BlockGeometry(queries, keys, space, key_space, residual=False)
 
 
 # ----------------------------------------------------------------------

@@ -317,8 +317,8 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
         'last-stage tokens (no class token, no final norm)',
         attention=AttentionFacts(
             'global, with query-subsampling attention between stages',
-            unsupported='its attention-subsampling stages have no residual '
-            'path and re-embed tokens on a strided grid; not implemented',
+            ('stages.*.*', 'stages.*.*.block'),
+            skipped='its convolutional stem (the grid starts at stride 16)',
         ),
     ),
     'EfficientFormer': BackboneFacts(

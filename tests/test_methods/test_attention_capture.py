@@ -233,7 +233,6 @@ def test_collected_refuses_missing_forward():
 
 UNSUPPORTED = {
     'MViT': 'pooled by learned',
-    'LeViT': 'subsampling',
     'TNT': 'nested pixel',
     'Conformer': 'CNN branch',
     'EdgeNeXt': 'over channels',

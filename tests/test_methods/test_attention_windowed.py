@@ -331,3 +331,33 @@ def test_windowed_maps_depend_on_the_target(kind, name):
     sal0, _ = method.patch_saliency(model, x, torch.tensor([0, 0]))
     sal1, _ = method.patch_saliency(model, x, torch.tensor([1, 1]))
     assert (sal0 - sal1).abs().max() > 1e-3 * sal0.abs().max()
+
+
+def test_blocks_without_residual_hand_their_keys_to_the_earlier_block():
+    """LeViT-style: a global 4x4 block, then 2x2 queries over its tokens
+    with no residual path; rollout equals the dense product."""
+    from mmcam_ext.methods.attention import block_rollout
+    from mmcam_ext.methods.attention_capture import BlockAttention
+    from mmcam_ext.methods.attention_geometry import (
+        TokenSpace,
+        global_geometry,
+        query_subsampled_geometry,
+    )
+
+    a1 = torch.rand(1, 1, 2, 16, 16).softmax(-1)
+    a2 = torch.rand(1, 1, 2, 4, 16).softmax(-1)
+    blocks = [
+        BlockAttention(
+            'b1', a1, a1, global_geometry(TokenSpace((4, 4))), None
+        ),
+        BlockAttention(
+            'b2', a2, a2, query_subsampled_geometry((4, 4), (2, 2)), None
+        ),
+    ]
+    sal, grid = block_rollout(blocks, head_tokens=0)
+    step1 = a1[0, 0].mean(0).double() + torch.eye(16).double()
+    step1 = step1 / step1.sum(-1, keepdim=True)
+    step2 = a2[0, 0].mean(0).double()  # rows already sum to one
+    want = torch.full((1, 4), 0.25).double() @ step2 @ step1
+    assert grid == (4, 4)
+    torch.testing.assert_close(sal, want)

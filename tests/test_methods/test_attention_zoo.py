@@ -2,10 +2,10 @@
 
 Every MMPretrain 1.2.0 zoo family whose attention the methods follow is
 built from its zoo config with random weights (``zoo_cases.py``), and timm
-ViT, distilled DeiT, Swin and VOLO inside ``TimmClassifier``; the engine's
-default call with ``methods=[...]`` only must give finite, non-constant
-``[0, 1]`` maps for every sample, leave the model's outputs unchanged and
-the model exactly as it was.
+ViT (also with register tokens), DeiT, distilled DeiT, Swin and VOLO inside
+``TimmClassifier``; the engine's default call with ``methods=[...]`` only
+must give finite, non-constant ``[0, 1]`` maps for every sample, leave the
+model's outputs unchanged and the model exactly as it was.
 """
 
 import numpy as np
@@ -31,6 +31,7 @@ ZOO_ATTENTION = [
     'HiViT',
     'EfficientFormer',
     'XCiT',
+    'LeViT',
     'ViT',
     'DeiT',
     'DeiT-distilled',
@@ -47,6 +48,7 @@ TIMM_MODELS = {
         'vit_small_patch16_224',
         dict(img_size=96, reg_tokens=4, no_embed_class=True),
     ),
+    'deit': ('deit_tiny_patch16_224', dict(img_size=96)),
     'deit-distilled': ('deit_tiny_distilled_patch16_224', dict(img_size=96)),
     'swin': (
         'swin_tiny_patch4_window7_224',
