@@ -4,6 +4,13 @@ Nothing here knows about CAM methods, resolvers or the engine; ``methods/``,
 ``resolvers/`` and ``apis/`` import from here, never the other way round.
 """
 
+from .backbone_facts import (
+    FAMILY_FACTS,
+    AttentionFacts,
+    BackboneFacts,
+    find_facts,
+    head_tokens,
+)
 from .capture import GridCapture, LayerCapture, eval_mode, frozen_parameters
 from .image import CHANNEL_ORDERS, class_text, to_rgb
 from .maps import combine_layers, normalize_maps, resize_maps, spatial_size
@@ -19,6 +26,11 @@ from .model import (
 )
 
 __all__ = [
+    'FAMILY_FACTS',
+    'AttentionFacts',
+    'BackboneFacts',
+    'find_facts',
+    'head_tokens',
     'GridCapture',
     'LayerCapture',
     'eval_mode',
