@@ -369,6 +369,17 @@ def parse_method_options(
     return parsed
 
 
+def _class_name(kind: Any) -> str:
+    """Registered class name of a config's ``type``; ``''`` if unknown (the
+    build reports it)."""
+    if isinstance(kind, type):
+        return kind.__name__
+    try:
+        return method_class(str(kind)).__name__
+    except MethodError:
+        return ''
+
+
 def method_configs(
     methods: Sequence[MethodLike],
     options: Optional[Mapping[str, Mapping[str, Any]]] = None,
@@ -391,12 +402,11 @@ def method_configs(
     }
     out: List[MethodLike] = []
     for method in methods:
-        if isinstance(method, BaseCAMMethod):
-            out.append(method)
+        if not isinstance(method, (str, Mapping)):
+            out.append(method)  # built methods (or odd values, refused later)
             continue
         cfg = dict(type=method) if isinstance(method, str) else dict(method)
-        name = method_class(cfg['type']).__name__ if 'type' in cfg else ''
-        out.append({**cfg, **wanted.pop(name, {})})
+        out.append({**cfg, **wanted.pop(_class_name(cfg.get('type')), {})})
     if wanted:
         raise MethodError(
             f'Options given for {", ".join(sorted(wanted))}, which is not '

@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 
 from torch import nn
 
+from ..errors import LayoutError
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
 from ..utils.backbone_facts import (
@@ -18,7 +19,7 @@ from ..utils.backbone_facts import (
     head_tokens,
 )
 from ..utils.model import expand_path, feature_root, num_extra_tokens
-from .base import BaseResolver, ForwardTrace, plausible_map
+from .base import BaseResolver, ForwardTrace, spatial_layout
 
 __all__ = [
     'FamilyResolver',
@@ -101,11 +102,11 @@ class FamilyResolver(BaseResolver):
         else:
             name = first_path_that_ran(model, prefix, paths, trace)
         if name is None:
-            raise ValueError(
+            raise LayoutError(
                 f'{type(root).__name__}: none of the layers the facts table '
                 f'names ({paths or "a spatial map"}) runs on this '
                 f'{trace.input_hw[0]}x{trace.input_hw[1]} input; pass '
-                'target_layers (list them with model.named_modules()).'
+                'target_layers (layer names: model.named_modules()).'
             )
         return TargetSpec([name], layout, why)
 
@@ -114,11 +115,13 @@ class FamilyResolver(BaseResolver):
     ) -> TokenLayout:
         """Layout of user-chosen layers: the family's kind where the rank fits.
 
-        A 4-D output is NCHW when its last two dims follow the input, else
-        channels-last. A token layer keeps the family's grid source when it
-        has as many tokens as the default layer (a plain ViT: one grid for
-        all blocks); a layer of another stage of a hierarchical model has
-        another grid, so its grid is solved from the input.
+        A 4-D output is NCHW or channels-last, whichever is a spatial map of
+        this input (the family's kind when both are); one that is neither
+        (a pooled 1x1 output) is refused, never guessed. A token layer keeps
+        the family's grid source when it has as many tokens as the default
+        layer (a plain ViT: one grid for all blocks); a layer of another
+        stage of a hierarchical model has another grid, so its grid is
+        solved from the input.
 
         Args:
             model (nn.Module): The classifier.
@@ -127,6 +130,9 @@ class FamilyResolver(BaseResolver):
 
         Returns:
             TokenLayout: The layout of ``layers[0]``.
+
+        Raises:
+            LayoutError: The output cannot be a map of this input.
         """
         prefix, root = feature_root(model)
         facts = self._facts(root)
@@ -136,8 +142,9 @@ class FamilyResolver(BaseResolver):
         if rank != (3 if facts.kind == 'tokens' else 4):
             return super().layout(model, layers, trace)
         if rank == 4:  # e.g. ViT-SAM's NCHW neck next to its NHWC blocks
-            nchw = plausible_map(shape, trace.input_hw)
-            return TokenLayout('nchw' if nchw else 'nhwc')
+            return spatial_layout(
+                layers[0], shape, trace.input_hw, facts.kind == 'nhwc'
+            )
         layout = self._layout(model, prefix, root, facts)
         paths, _ = default_paths(root, facts, layout.num_extra_tokens)
         default = (

@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 
 from torch import nn
 
+from ..errors import LayoutError
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
 from ..utils.backbone_facts import BackboneFacts, timm_facts
@@ -102,9 +103,10 @@ class TimmResolver(BaseResolver):
         paths, why = default_paths(root, facts, extra)
         name = first_path_that_ran(model, prefix, str(paths), trace)
         if name is None:
-            raise ValueError(
+            raise LayoutError(
                 f'timm {type(root).__name__}: none of {paths!r} runs on '
-                'this input; pass target_layers.'
+                'this input; pass target_layers (layer names: '
+                'model.named_modules()).'
             )
         return TargetSpec([name], TokenLayout('tokens', extra, None), why)
 
