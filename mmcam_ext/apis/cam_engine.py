@@ -9,7 +9,7 @@ and every torch hook is removed, also on error.
 
 from contextlib import nullcontext
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ __all__ = ['CAMEngine', 'TargetsLike', 'MethodLike']
 TargetsLike = Union[
     None, int, Sequence[int], Sequence[Sequence[int]], torch.Tensor, np.ndarray
 ]
-MethodLike = Union[str, BaseCAMMethod]
+MethodLike = Union[str, Mapping[str, Any], BaseCAMMethod]
 
 # Test-time augmentation of pytorch-grad-cam's aug_smooth: flips x brightness.
 TTA = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
@@ -112,7 +112,8 @@ class CAMEngine:
 
         Args:
             inputs: Preprocessed images (after the data preprocessor).
-            methods: Names (case-insensitive, aliases allowed) or instances.
+            methods: Names (case-insensitive, aliases allowed), config dicts
+                (``dict(type='rollout', head_fusion='max')``) or instances.
             targets: Classes to explain: ``None`` for the top-``topk``
                 predictions, an int for all samples, one int per sample, or
                 ``(B, K)`` classes (e.g. ground truth).

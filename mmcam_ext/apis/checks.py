@@ -44,8 +44,8 @@ def check_methods(methods: Any) -> List[BaseCAMMethod]:
         methods = [methods]
     if methods is None or not isinstance(methods, (list, tuple)):
         raise MethodError(
-            'methods must be a method name, a list of names or method '
-            f'instances, got {type(methods).__name__}.',
+            'methods must be a method name, a config dict, a method '
+            f'instance or a list of them, got {type(methods).__name__}.',
             option='methods',
         )
     if not methods:
@@ -58,11 +58,12 @@ def check_methods(methods: Any) -> List[BaseCAMMethod]:
         if isinstance(method, BaseCAMMethod):
             built.append(method)
         elif isinstance(method, (str, Mapping)):
-            built.append(build_method(method))  # type: ignore[arg-type]
+            built.append(build_method(method))
         else:
             raise MethodError(
                 f'methods holds {method!r} ({type(method).__name__}); give '
-                'method names such as gradcam or method instances.',
+                'method names such as gradcam, config dicts or method '
+                'instances.',
                 option='methods',
             )
     names = [m.name for m in built]

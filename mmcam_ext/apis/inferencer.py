@@ -372,8 +372,9 @@ class CAMInferencer:
 
         Args:
             images: Paths, a directory, a glob, BGR numpy arrays, or a list.
-            methods: One CAM method name (case-insensitive, aliases
-                allowed) or a list of them.
+            methods: One CAM method (a case-insensitive name or alias, a
+                config dict such as ``dict(type='rollout',
+                head_fusion='max')``, or a built method) or a list of them.
             targets: ``None`` (top-``topk`` predictions), one class for all
                 images, one per image, or ``(N, K)`` classes.
             topk: Predictions explained when ``targets`` is ``None``.

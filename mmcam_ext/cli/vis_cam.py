@@ -30,6 +30,7 @@ from mmcam_ext.apis.data import InputLimits, unique_prefix
 from mmcam_ext.apis.inferencer import load_config
 from mmcam_ext.errors import InputError, MMCamError, OutputError
 from mmcam_ext.methods import method_names
+from mmcam_ext.methods.base import method_configs, parse_method_options
 from mmcam_ext.utils.image import class_text
 from mmcam_ext.visualization import CAMVisualizer, draw_cam_rows
 
@@ -112,6 +113,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         help='One or several CAM methods (case-insensitive): '
         f'{", ".join(method_names())}',
+    )
+    parser.add_argument(
+        '--method-options',
+        nargs='+',
+        default=[],
+        metavar='METHOD.OPTION=VALUE',
+        help='Options of the methods, e.g. rollout.head_fusion=max '
+        'rollout.discard_ratio=0.9 scorecam.mask_batch_size=16 '
+        "(see each method's constructor)",
     )
     parser.add_argument(
         '--target-category',
@@ -384,7 +394,10 @@ def _warn_blank(image: str, res: dict, classes, warn) -> None:
 
 
 def _explain_all(args, inferencer, images, prefixes, methods, targets):
-    """Explain and write every image; return written and skipped inputs."""
+    """Explain and write every image; return written and skipped inputs.
+
+    ``methods`` are the method configs (names or dicts with options).
+    """
     vis = CAMVisualizer(name='vis_cam')
     bar = (
         ProgressBar(len(images), file=sys.stderr) if len(images) > 1 else None
@@ -471,7 +484,10 @@ def run(args) -> int:
             'Note: --vit-like is no longer needed and is ignored; the '
             'token layout is resolved per backbone.'
         )
-    methods = [m.name for m in check_methods(args.method)]
+    configs = method_configs(
+        args.method, parse_method_options(args.method_options)
+    )
+    methods = [m.name for m in check_methods(configs)]
     inferencer = CAMInferencer(
         load_config(args.config, args.cfg_options),
         args.checkpoint,
@@ -492,7 +508,7 @@ def run(args) -> int:
     prefixes = plan_outputs(args, images, methods)
     targets = _targets(args.target_category, len(images))
     written, skipped = _explain_all(
-        args, inferencer, images, prefixes, methods, targets
+        args, inferencer, images, prefixes, configs, targets
     )
     return _finish(args, written, skipped)
 

@@ -281,18 +281,17 @@ def patch_embed_name(model: nn.Module) -> Optional[str]:
 def find_resolver(model: nn.Module) -> BaseResolver:
     """The registered resolver for this model's backbone class (MRO walk).
 
-    A resolver's ``backbones`` may name a class (``'ResNet'``) or a class
+    A resolver's ``backbones`` may name a class (``'ResNet'``), a class
     qualified by its top-level package (``'timm.VisionTransformer'``), which
-    is tried first: timm and MMPretrain share class names.
+    is tried first: timm and MMPretrain share class names, or every class
+    of a package (``'timm.*'``), tried last.
     """
     _, root = feature_root(model)
     # Latest registration first, so a user's resolver overrides ours.
     resolvers = list(TARGET_RESOLVERS.module_dict.values())[::-1]
     for cls in type(root).__mro__:
-        for key in (
-            f'{cls.__module__.split(".")[0]}.{cls.__name__}',
-            cls.__name__,
-        ):
+        package = cls.__module__.split('.')[0]
+        for key in (f'{package}.{cls.__name__}', cls.__name__, f'{package}.*'):
             for resolver_cls in resolvers:
                 if key in getattr(resolver_cls, 'backbones', ()):
                     return resolver_cls()
