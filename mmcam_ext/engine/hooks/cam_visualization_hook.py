@@ -42,6 +42,7 @@ from typing import (
     Dict,
     Iterator,
     List,
+    Mapping,
     Optional,
     Sequence,
     Set,
@@ -62,7 +63,12 @@ from ...apis.loop_grad import LoopGradCapture
 from ...apis.pooled_head import PooledCapture
 from ...errors import InputError
 from ...fileio import SampleCAMs
-from ...methods.base import LayerMapMethod, build_method
+from ...methods.base import (
+    BaseCAMMethod,
+    LayerMapMethod,
+    MethodLike,
+    build_method,
+)
 from ...registry import HOOKS
 from ...structures import CAMResult
 from ...utils.image import to_rgb
@@ -101,8 +107,11 @@ class CAMVisualizationHook(Hook):
     target also goes to the runner's visualizer backends.
 
     Args:
-        methods: CAM method name(s), e.g. ``'gradcam'`` or
-            ``['gradcam', 'layercam']`` (see ``mmcam_ext.methods``).
+        methods: CAM method name(s) or config dict(s), e.g. ``'gradcam'``,
+            ``['gradcam', 'layercam']`` or
+            ``[dict(type='rollout', head_fusion='max')]``; a dict's other
+            keys are the method's constructor options (see
+            ``mmcam_ext.methods``).
         target: Explain the ``'pred'``-icted class, the ``'gt'`` class or
             ``'both'``.
         samples: :class:`SampleSelection` fields as a dict.
@@ -122,7 +131,7 @@ class CAMVisualizationHook(Hook):
 
     def __init__(
         self,
-        methods: Union[str, Sequence[str]] = ('gradcam',),
+        methods: Union[MethodLike, Sequence[MethodLike]] = ('gradcam',),
         target: str = 'pred',
         samples: SamplesLike = None,
         output: OutputLike = None,
@@ -131,10 +140,16 @@ class CAMVisualizationHook(Hook):
         phases: Union[str, Sequence[str]] = PHASES,
         strict: bool = False,
     ) -> None:
-        self.methods = [methods] if isinstance(methods, str) else list(methods)
+        self.methods: List[MethodLike] = (
+            [methods]
+            if isinstance(methods, (str, Mapping, BaseCAMMethod))
+            else list(methods)
+        )
         if not self.methods:
             raise ValueError('methods is empty: name at least one CAM method.')
-        built = [build_method(name) for name in self.methods]  # names checked
+        # unknown names/options fail now, listing the valid ones
+        built = [build_method(method) for method in self.methods]
+        self.method_names = [m.name for m in built]
         if target not in TARGET_KINDS:
             raise ValueError(
                 f'target must be one of {TARGET_KINDS}, got {target!r}.'
@@ -521,7 +536,7 @@ class CAMVisualizationHook(Hook):
         meta = dict(
             phase=dump.phase,
             step=dump.step,
-            methods=self.methods,
+            methods=self.method_names,
             target=self.kinds,
             classes=dump.classes,
         )
