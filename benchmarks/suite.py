@@ -137,7 +137,7 @@ def full_settings(**kw) -> Settings:
 
 
 def quick_settings(**kw) -> Settings:
-    """About two minutes (with cached trainings): smaller everything.
+    """About three minutes (with cached trainings): smaller everything.
 
     The batch-16 target rows are then measured at batch 8 (the row names
     say so); the folder row uses 16 images and carries no target, because
