@@ -127,7 +127,9 @@ def _editable_commands() -> dict:
             link_mim_folders()
             _base.run(self)
 
-        commands[name] = type(f'{base.__name__}_with_mim', (base,), {'run': run})
+        commands[name] = type(
+            f'{base.__name__}_with_mim', (base,), {'run': run}
+        )
     return commands
 
 

@@ -65,7 +65,9 @@ def main() -> int:
     try:
         png_round_trip()
     except (ImportError, RuntimeError) as err:
-        print(f'check_opencv: cv2 from {dists[0]} fails: {err}', file=sys.stderr)
+        print(
+            f'check_opencv: cv2 from {dists[0]} fails: {err}', file=sys.stderr
+        )
         return 1
     import cv2
 

@@ -84,7 +84,9 @@ def dry_run(report: str, before: str) -> int:
             f'(planned: {planned})'
         )
         return 1
-    print(f'dry-run: ok, pip would install only {planned[0][0]} {planned[0][1]}')
+    print(
+        f'dry-run: ok, pip would install only {planned[0][0]} {planned[0][1]}'
+    )
     return 0
 
 
@@ -93,12 +95,18 @@ def freeze_diff(
 ) -> int:
     """Compare two freezes: nothing changed or removed, new ones allowed."""
     old, new = read_freeze(before), read_freeze(after)
-    changed = [f'{old[n]} -> {new[n]}' for n in old if n in new and old[n] != new[n]]
+    changed = [
+        f'{old[n]} -> {new[n]}' for n in old if n in new and old[n] != new[n]
+    ]
     removed = [old[n] for n in old if n not in new]
     added = sorted(new[n] for n in new if n not in old)
     allowed_set = {normalize(a) for a in allowed}
-    unexpected = [a for a in added if not any_new and normalize(
-        re.split(r'==| @ ', a, maxsplit=1)[0]) not in allowed_set]
+    unexpected = [
+        a
+        for a in added
+        if not any_new
+        and normalize(re.split(r'==| @ ', a, maxsplit=1)[0]) not in allowed_set
+    ]
     if changed or removed or unexpected:
         print(
             f'freeze-diff: FAIL: changed {changed}, removed {removed}, '

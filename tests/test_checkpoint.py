@@ -295,9 +295,11 @@ before = {id(g) for g in torch.serialization.get_safe_globals()}
 import mmcam_ext
 added = [g for g in torch.serialization.get_safe_globals()
          if id(g) not in before]
-print(json.dumps([[g[1], g[0].__module__, g[0].__qualname__]
-                  if isinstance(g, tuple) else [None, g.__module__, g.__qualname__]
-                  for g in added]))
+def row(g):
+    if isinstance(g, tuple):
+        return [g[1], g[0].__module__, g[0].__qualname__]
+    return [None, g.__module__, g.__qualname__]
+print(json.dumps([row(g) for g in added]))
 """
 
 
@@ -366,7 +368,10 @@ def _refused_objects(tmp_path) -> dict:
 def test_other_numpy_and_mmengine_globals_stay_refused(tmp_path, forbidden):
     path = str(tmp_path / 'other.pth')
     torch.save(
-        {'state_dict': {'w': torch.ones(1)}, 'x': _refused_objects(tmp_path)[forbidden]},
+        {
+            'state_dict': {'w': torch.ones(1)},
+            'x': _refused_objects(tmp_path)[forbidden],
+        },
         path,
     )
     found = torch.serialization.get_unsafe_globals_in_checkpoint(path)

@@ -36,7 +36,15 @@ def dist(tmp_path_factory):
     work = tmp_path_factory.mktemp('build')
     src = work / 'src'
     listed = subprocess.run(
-        ['git', '-C', str(ROOT), 'ls-files', '-z', '-co', '--exclude-standard'],
+        [
+            'git',
+            '-C',
+            str(ROOT),
+            'ls-files',
+            '-z',
+            '-co',
+            '--exclude-standard',
+        ],
         capture_output=True,
         check=True,
     ).stdout.decode()
@@ -45,8 +53,15 @@ def dist(tmp_path_factory):
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, src / rel)
     proc = subprocess.run(
-        [sys.executable, '-m', 'build', '--no-isolation', '--outdir',
-         str(work / 'dist'), str(src)],
+        [
+            sys.executable,
+            '-m',
+            'build',
+            '--no-isolation',
+            '--outdir',
+            str(work / 'dist'),
+            str(src),
+        ],
         capture_output=True,
         text=True,
     )
@@ -71,18 +86,20 @@ def metadata(wheel_files):
 def test_wheel_ships_configs_and_tools_in_mim(wheel_files):
     mim = 'mmcam_ext/.mim/'
     configs = {
-        n[len(mim + 'configs/'):]: data
+        n[len(mim + 'configs/') :]: data
         for n, data in wheel_files.items()
         if n.startswith(mim + 'configs/')
     }
     assert configs == _tree_files('configs')
     tools = {
-        n[len(mim + 'tools/'):]
+        n[len(mim + 'tools/') :]
         for n in wheel_files
         if n.startswith(mim + 'tools/')
     }
     assert tools == SHIPPED_TOOLS
-    assert {'benchmark.py', 'benchmark_attention.py'} <= set(_tree_files('tools'))
+    assert {'benchmark.py', 'benchmark_attention.py'} <= set(
+        _tree_files('tools')
+    )
 
 
 def test_wheel_holds_the_package_only(wheel_files):
@@ -90,7 +107,9 @@ def test_wheel_holds_the_package_only(wheel_files):
     assert roots == {'mmcam_ext', 'mmcam_ext-0.1.0.dist-info'}
     (top,) = [n for n in wheel_files if n.endswith('top_level.txt')]
     assert wheel_files[top].decode().split() == ['mmcam_ext']
-    licence = [n for n in wheel_files if n.endswith('dist-info/licenses/LICENSE')]
+    licence = [
+        n for n in wheel_files if n.endswith('dist-info/licenses/LICENSE')
+    ]
     assert licence and b'Apache License' in wheel_files[licence[0]]
     assert wheel_files[licence[0]] == (ROOT / 'LICENSE').read_bytes()
 
@@ -98,15 +117,27 @@ def test_wheel_holds_the_package_only(wheel_files):
 def test_metadata(metadata, wheel_files):
     assert metadata['Requires-Python'] == '>=3.10'
     assert metadata['License'] == 'Apache-2.0'
-    assert metadata.get_payload().strip() == (ROOT / 'README.md').read_text().strip()
+    assert (
+        metadata.get_payload().strip()
+        == (ROOT / 'README.md').read_text().strip()
+    )
     assert metadata['Description-Content-Type'] == 'text/markdown'
     requires = metadata.get_all('Requires-Dist')
     base = [r for r in requires if 'extra ==' not in r]
     assert base and not [r for r in base if '==' in r]
     assert {r.split('>')[0].split('<')[0] for r in base} == {
-        'torch', 'mmengine', 'mmpretrain', 'numpy', 'matplotlib'
+        'torch',
+        'mmengine',
+        'mmpretrain',
+        'numpy',
+        'matplotlib',
     }
-    assert set(metadata.get_all('Provides-Extra')) == {'demo', 'tests', 'gradcam', 'all'}
+    assert set(metadata.get_all('Provides-Extra')) == {
+        'demo',
+        'tests',
+        'gradcam',
+        'all',
+    }
     (entry,) = [n for n in wheel_files if n.endswith('entry_points.txt')]
     text = wheel_files[entry].decode()
     assert 'mmcam-vis-cam = mmcam_ext.cli.vis_cam:main' in text
@@ -130,5 +161,9 @@ def test_sdist_can_build_the_wheel_and_holds_no_repo_only_files(dist):
         'mmcam_ext/__main__.py',
     ):
         assert needed in names, needed
-    assert not [n for n in names if n.startswith(('tests', 'benchmarks', 'mmcam_ext/.mim'))]
+    assert not [
+        n
+        for n in names
+        if n.startswith(('tests', 'benchmarks', 'mmcam_ext/.mim'))
+    ]
     assert 'tools/benchmark.py' not in names

@@ -29,7 +29,9 @@ REPO_PATH = re.compile(
 
 def _sources() -> List[Path]:
     return sorted(
-        p for p in PACKAGE.rglob('*.py') if '.mim' not in p.relative_to(PACKAGE).parts
+        p
+        for p in PACKAGE.rglob('*.py')
+        if '.mim' not in p.relative_to(PACKAGE).parts
     )
 
 
@@ -80,7 +82,7 @@ def test_the_scan_finds_what_it_looks_for(tmp_path):
         'import os\n'
         'from pathlib import Path\n'
         'from benchmarks import suite\n'
-        "ROOT = Path(__file__).parents[2]\n"
+        'ROOT = Path(__file__).parents[2]\n'
         "CFG = os.path.join(os.pardir, 'configs/demo.py')\n"
         "TOOL = '../tools/vis_cam.py'\n"
     )

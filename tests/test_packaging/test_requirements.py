@@ -48,7 +48,9 @@ DISTRIBUTION = {'mmcv': 'mmcv-lite', 'cv2': 'opencv-python'}
 
 
 def _setup_module():
-    spec = importlib.util.spec_from_file_location('mmcam_setup', ROOT / 'setup.py')
+    spec = importlib.util.spec_from_file_location(
+        'mmcam_setup', ROOT / 'setup.py'
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # setup() runs only under __main__
     return module
@@ -109,8 +111,12 @@ def test_every_module_level_import_is_declared(setup_py):
             if root in PROVIDED_BY_THE_STACK:
                 continue
             if DISTRIBUTION.get(root, root).lower() not in declared:
-                missing.setdefault(root, []).append(str(path.relative_to(PACKAGE)))
-    assert not missing, f'imported at module level, not in runtime.txt: {missing}'
+                missing.setdefault(root, []).append(
+                    str(path.relative_to(PACKAGE))
+                )
+    assert not missing, (
+        f'imported at module level, not in runtime.txt: {missing}'
+    )
 
 
 def test_optional_packages_are_lazy_and_local():
@@ -119,7 +125,9 @@ def test_optional_packages_are_lazy_and_local():
         rel = str(path.relative_to(PACKAGE))
         for root, module_level in _imports(path).items():
             if root in where:
-                assert not module_level, f'{rel} imports {root} at module level'
+                assert not module_level, (
+                    f'{rel} imports {root} at module level'
+                )
                 where[root].add(rel)
     assert where == OPTIONAL_MODULES
 
@@ -129,7 +137,9 @@ def test_extras_are_the_requirement_files(setup_py):
     assert set(extras) == {'demo', 'tests', 'gradcam', 'all'}
     for name in ('demo', 'tests', 'gradcam'):
         assert extras[name] == setup_py.parse_requirements(f'{name}.txt')
-    assert set(extras['all']) == {r for n in ('demo', 'tests', 'gradcam') for r in extras[n]}
+    assert set(extras['all']) == {
+        r for n in ('demo', 'tests', 'gradcam') for r in extras[n]
+    }
 
 
 def test_grad_cam_error_names_the_extras_requirement(setup_py):

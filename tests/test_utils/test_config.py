@@ -31,7 +31,9 @@ def test_every_repository_config_is_reachable():
 
 
 def test_unknown_config_lists_the_available_ones():
-    with pytest.raises(ConfigError, match='No configs file.*available:.*demo_cam.py'):
+    with pytest.raises(
+        ConfigError, match='No configs file.*available:.*demo_cam.py'
+    ):
         config_path('nosuch_cam.py')
 
 
@@ -53,7 +55,9 @@ def test_missing_mim_folder_says_how_to_fix(monkeypatch, tmp_path):
 def test_mmengine_refuses_the_mmcam_ext_scope(tmp_path):
     cfg = tmp_path / 'scoped.py'
     cfg.write_text(f"_base_ = ['mmcam_ext::{DEMO}']\n")
-    with pytest.raises(AssertionError, match='does not support to load mmcam_ext'):
+    with pytest.raises(
+        AssertionError, match='does not support to load mmcam_ext'
+    ):
         Config.fromfile(str(cfg))
 
 
@@ -66,7 +70,8 @@ def test_base_by_absolute_path_inherits_and_imports_the_plugin(tmp_path):
     cfg_file = tmp_path / 'user_cfg.py'
     cfg_file.write_text(
         f'_base_ = [{config_path(DEMO)!r}]\n'
-        "custom_hooks = [dict(type='CAMVisualizationHook', methods=['gradcam'])]\n"
+        'custom_hooks = [\n'
+        "    dict(type='CAMVisualizationHook', methods=['gradcam'])]\n"
     )
     cfg = Config.fromfile(str(cfg_file))
     assert cfg.model.model_name == 'tf_efficientnet_lite0'  # inherited
