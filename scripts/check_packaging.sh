@@ -33,6 +33,10 @@ VPY="$VENV/bin/python"
 RUN="$WORK/run"  # the user's folder: outside the clone
 # One thread: the CAM grids of the four entry points must be byte-equal.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# A user's shell has no PYTHONPATH into the clone (a developer's may: then
+# every check below would import the clone's mmcam_ext, not the wheel's).
+unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONUSERBASE
+export PYTHONNOUSERSITE=1
 PASSED=0
 FAILED=0
 START=$SECONDS

@@ -12,7 +12,13 @@ import importlib.util
 
 import pytest
 
-__all__ = ['LIB_CLASS', 'has_lib_class', 'needs_lib_class', 'lib_param']
+__all__ = [
+    'LIB_CLASS',
+    'has_lib_class',
+    'needs_lib_class',
+    'lib_param',
+    'reference_param',
+]
 
 #: Our method name -> the pytorch_grad_cam class it runs.
 LIB_CLASS = {
@@ -34,15 +40,27 @@ def has_lib_class(name: str) -> bool:
     return hasattr(importlib.import_module('pytorch_grad_cam'), name)
 
 
-def needs_lib_class(name: str) -> pytest.MarkDecorator:
+def needs_lib_class(
+    name: str,
+    why: str = 'test_grad_cam_lib.py checks that it is refused',
+) -> pytest.MarkDecorator:
     """Skip where the installed grad-cam has no class ``name``."""
     return pytest.mark.skipif(
         not has_lib_class(name),
-        reason=f'the installed grad-cam has no {name}; test_grad_cam_lib.py '
-        'checks that it is refused',
+        reason=f'the installed grad-cam has no {name}; {why}',
     )
 
 
 def lib_param(method: str):
     """``pytest.param(method)`` skipped where grad-cam lacks its class."""
     return pytest.param(method, marks=needs_lib_class(LIB_CLASS[method]))
+
+
+def reference_param(method: str):
+    """``pytest.param(method)`` of a native method compared with the
+    library's class of the same name, skipped where the installed release
+    lacks it (grad-cam 1.4.0 has no HiResCAM; our own needs no library)."""
+    return pytest.param(
+        method,
+        marks=needs_lib_class(method, 'nothing to compare with'),
+    )

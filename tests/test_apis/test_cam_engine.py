@@ -14,7 +14,7 @@ from mmcam_ext.utils.model import (
     classifier_logits,
     get_module,
 )
-from tests.helpers.grad_cam import lib_param
+from tests.helpers.grad_cam import lib_param, reference_param
 from tests.helpers.models import build_classifier
 
 GRADIENT_FAMILY = [
@@ -105,7 +105,7 @@ def _reference_once(model, layer, x, targets, method, reshape=None, **kw):
         cam.activations_and_grads.release()
 
 
-@pytest.mark.parametrize('method', GRADIENT_FAMILY)
+@pytest.mark.parametrize('method', map(reference_param, GRADIENT_FAMILY))
 def test_cnn_matches_pytorch_grad_cam(cnn, method):
     x = torch.randn(3, 3, 96, 128)
     targets = [1, 2, 3]
@@ -119,7 +119,7 @@ def test_cnn_matches_pytorch_grad_cam(cnn, method):
     _assert_matches(ours, ref)
 
 
-@pytest.mark.parametrize('method', GRADIENT_FAMILY)
+@pytest.mark.parametrize('method', map(reference_param, GRADIENT_FAMILY))
 def test_vit_matches_pytorch_grad_cam_on_non_square_grid(vit, method):
     x = torch.randn(2, 3, 64, 80)  # 4x5 patches of 16
     targets = [5, 7]
