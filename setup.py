@@ -68,6 +68,12 @@ def extras() -> Dict[str, List[str]]:
 
 
 def _copy_mim_folder(src: Path, dst: Path) -> None:
+    """Copy ``src`` (``configs/`` or ``tools/``) to ``dst`` for a wheel.
+
+    Args:
+        src (Path): The top-level folder of the clone or the sdist.
+        dst (Path): Its place below ``mmcam_ext/.mim`` in the build folder.
+    """
     if not src.is_dir():
         raise SystemExit(
             f'mmcam_ext: {src} is missing, so the package would ship without '
@@ -195,6 +201,9 @@ if __name__ == '__main__':
             'Topic :: Scientific/Engineering :: Image Recognition',
         ],
         packages=find_packages(include=['mmcam_ext', 'mmcam_ext.*']),
+        # 3.10: what ruff/mypy check the code against (target py310) and
+        # the oldest Python of the pinned stack (torch 2.14 needs 3.10);
+        # 3.9 is neither checked nor tested, so it is not claimed.
         python_requires='>=3.10',
         install_requires=parse_requirements('runtime.txt'),
         extras_require=extras(),

@@ -229,7 +229,10 @@ editable_installs() {
   local bare="$WORK/bare-venv" src="$WORK/src-editable"
   "$DEV_PY" "$ROOT/scripts/packaging_tools.py" export "$ROOT" "$src" &&
     "$PYTHON" -m venv "$bare" &&
-    # a stock venv's setuptools (65.5 on Python 3.11) cannot build wheels
+    # a stock venv's setuptools (65.5 on Python 3.11) cannot build wheels;
+    # Python >= 3.12 venvs have none: give them that old one.
+    { "$bare/bin/python" -c 'import setuptools' 2>/dev/null ||
+      quiet_pip "$bare/bin/python" -m pip install -q 'setuptools==65.5.0'; } &&
     ! quiet_pip "$bare/bin/python" -m pip install --no-deps \
       --no-build-isolation -e "$src" > "$WORK/editable-old.log" &&
     grep -F 'setuptools>=70.1' "$WORK/editable-old.log" &&

@@ -35,9 +35,11 @@ pip_install -c "$LOCK" setuptools mmcv-lite \
   -r "$ROOT/requirements/runtime.txt" \
   -r "$ROOT/requirements/demo.txt" \
   -r "$ROOT/requirements/tests.txt"
-# grad-cam's requirements, except opencv-python-headless (see above).
+# grad-cam's requirements, except opencv-python-headless (see above); pip
+# says "grad-cam 1.5.7 requires opencv-python-headless": expected.
 pip_install -c "$LOCK" --no-deps "$(pinned grad-cam)"
 pip_install -c "$LOCK" ttach tqdm scipy scikit-learn pillow
+echo "(grad-cam without opencv-python-headless on purpose: one cv2, from opencv-python)" >&2
 # A venv made before this script avoided it may hold both opencv packages;
 # they share the cv2 folder, so removing one needs the other reinstalled.
 if "$VENV/bin/python" -m pip show -q opencv-python-headless >/dev/null 2>&1; then
