@@ -34,10 +34,12 @@ payload, the forbidden global.
 import _compat_pickle
 import importlib
 import inspect
+import logging
 import os
 import pickle
 import re
 import zipfile
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -56,6 +58,8 @@ __all__ = [
     'register_safe_globals',
     'load_checkpoint',
     'forbidden_globals',
+    'KeyMismatch',
+    'compare_keys',
 ]
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
@@ -168,6 +172,10 @@ def _python3_name(name: str) -> str:
 
 def _read(path: str, map_location: Any) -> Any:
     """``torch.load`` with ``weights_only=True`` and clear errors."""
+    if os.path.isdir(path):
+        raise CheckpointError(
+            f'Checkpoint {path!r} is a directory; give the .pth file in it.'
+        )
     if not os.path.isfile(path):
         raise CheckpointError(f'Checkpoint file not found: {path!r}.')
     register_safe_globals()
@@ -185,7 +193,7 @@ def _read(path: str, map_location: Any) -> Any:
                 'torch.serialization.add_safe_globals.'
             ) from err
         raise _not_a_checkpoint(path, err) from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except Exception as err:  # any other file type: torch fails anywhere
         raise _not_a_checkpoint(path, err) from err
 
 
@@ -194,17 +202,109 @@ def _not_a_checkpoint(path: str, err: BaseException) -> CheckpointError:
     reason = str(err) or type(err).__name__
     core = re.search(r'WeightsUnpickler error:\s*(.+?)\n\n', reason, re.S)
     reason = core.group(1).strip() if core else reason
+    reason = ' '.join(reason.split())[:200]
     return CheckpointError(
         f'{path!r} is not a readable PyTorch checkpoint (corrupt, truncated '
         f'or another file type): {reason}'
     )
 
 
+@dataclass
+class KeyMismatch:
+    """How a state dict differs from a model's own.
+
+    Args:
+        total (int): Entries of the model's state dict (without BN
+            ``num_batches_tracked`` counters).
+        missing (list[str]): Model keys the file lacks (BN
+            ``num_batches_tracked`` counters are not counted, as in
+            MMEngine).
+        unexpected (list[str]): File keys the model does not have.
+        shapes (list[tuple]): ``(key, file shape, model shape)`` of keys
+            present on both sides with different shapes.
+    """
+
+    total: int
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    shapes: List[Tuple[str, tuple, tuple]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.shapes)
+
+    def describe(self, path: str, model_name: str) -> str:
+        """One paragraph: counts and a few key names on each side.
+
+        Args:
+            path (str): The checkpoint, as the user named it.
+            model_name (str): The model's class name.
+
+        Returns:
+            str: The description.
+        """
+        loaded = self.total - len(self.missing)
+        loaded -= sum(
+            not k.endswith('num_batches_tracked') for k, *_ in self.shapes
+        )
+        parts = []
+        if self.missing:
+            parts.append(
+                f'{len(self.missing)} model key(s) missing from the file '
+                f'({_few(self.missing)})'
+            )
+        if self.unexpected:
+            parts.append(
+                f'{len(self.unexpected)} file key(s) not in the model '
+                f'({_few(self.unexpected)})'
+            )
+        if self.shapes:
+            key, got, want = self.shapes[0]
+            parts.append(
+                f'{len(self.shapes)} key(s) of another shape ({key}: file '
+                f'{tuple(got)}, model {tuple(want)})'
+            )
+        return (
+            f'Checkpoint {path!r} does not fit {model_name}: {loaded} of '
+            f'{self.total} model weights match; ' + '; '.join(parts) + '.'
+        )
+
+
+def _few(keys: List[str], n: int = 3) -> str:
+    shown = ', '.join(keys[:n])
+    return shown + (', ...' if len(keys) > n else '')
+
+
+def compare_keys(model: nn.Module, state: Dict[str, Any]) -> KeyMismatch:
+    """Compare a state dict (``module.`` prefixes stripped) with a model's.
+
+    Args:
+        model (nn.Module): The model to load into.
+        state (dict): The checkpoint's state dict.
+
+    Returns:
+        KeyMismatch: Empty (falsy) when every key and shape matches.
+    """
+    own = model.state_dict()
+    theirs = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    counted = [k for k in own if not k.endswith('num_batches_tracked')]
+    report = KeyMismatch(total=len(counted))
+    for key, value in own.items():
+        if key not in theirs:
+            if key in counted:
+                report.missing.append(key)
+            continue
+        other = theirs[key]
+        if isinstance(other, torch.Tensor) and other.shape != value.shape:
+            report.shapes.append((key, other.shape, value.shape))
+    report.unexpected = [k for k in theirs if k not in own]
+    return report
+
+
 def load_checkpoint(
     model: nn.Module,
     path: str,
     map_location: Any = 'cpu',
-    strict: bool = False,
+    strict: bool = True,
 ) -> Dict[str, Any]:
     """Load a checkpoint into ``model`` without ever unpickling code.
 
@@ -212,18 +312,23 @@ def load_checkpoint(
     plain state dicts; a ``module.`` prefix from DDP is stripped.
 
     Args:
-        model: The module to load into (a DDP wrapper is unwrapped).
-        path: Local checkpoint file.
-        map_location: Same as ``torch.load``. Defaults to ``'cpu'``.
-        strict: Require keys to match exactly. Defaults to False, as
-            MMEngine's ``load_checkpoint``.
+        model (nn.Module): The module to load into (a DDP wrapper is
+            unwrapped).
+        path (str): Local checkpoint file.
+        map_location (Any): Same as ``torch.load``. Defaults to ``'cpu'``.
+        strict (bool): Refuse a file whose keys or shapes differ from the
+            model's (another architecture, another head size): the model
+            would not be the one in the file, and its CAMs would explain
+            partly random weights. ``False`` loads the matching part and
+            logs a warning with the same details. Defaults to True.
 
     Returns:
-        The loaded checkpoint dict (``meta`` etc. are left in it).
+        dict: The loaded checkpoint (``meta`` etc. are left in it).
 
     Raises:
-        CheckpointError: Missing, unreadable or non-checkpoint file, or a
-            strict key mismatch; the message names the file.
+        CheckpointError: Missing, unreadable or non-checkpoint file, or
+            (strict) keys that do not match; the message names the file and
+            a few keys on both sides.
         UnsafeCheckpointError: The file references a forbidden global.
     """
     checkpoint = _read(path, map_location)
@@ -241,8 +346,23 @@ def load_checkpoint(
             "{'state_dict': {...}}."
         )
     model = getattr(model, 'module', model)
+    mismatch = compare_keys(model, state)
+    if mismatch:
+        text = mismatch.describe(path, type(model).__name__)
+        if strict:
+            raise CheckpointError(
+                f'{text} CAMs of a model loaded from it would explain partly '
+                'random weights: use the config it was trained with, or '
+                'pass strict=False to load the matching part anyway.'
+            )
+        print_log(
+            f'{text} Loaded the matching part only (strict=False); the '
+            'rest keeps its initial weights.',
+            logger='current',
+            level=logging.WARNING,
+        )
     try:
-        _load_checkpoint_to_model(model, checkpoint, strict=strict)
+        _load_checkpoint_to_model(model, checkpoint, False, 'silent')
     except RuntimeError as err:
         raise CheckpointError(
             f'Weights in {path!r} do not fit {type(model).__name__}: {err}'

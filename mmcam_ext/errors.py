@@ -8,10 +8,14 @@ Python user would expect (``ValueError``, ``KeyError``...), so existing
 ``except ValueError`` code keeps working.
 
 Messages name the option as the API spells it (``target_layers``, not a
-command-line flag); ``mmcam_ext.cli`` translates them for its flags.
+command-line flag); ``mmcam_ext.cli`` translates them for its flags. An
+error about one argument whose name is also a plain word (``methods``,
+``targets``, ``device``) says so in :attr:`MMCamError.option`, so the
+translation touches that word only in that error.
 """
 
 import pickle
+from typing import Optional
 
 __all__ = [
     'MMCamError',
@@ -32,7 +36,18 @@ __all__ = [
 
 
 class MMCamError(Exception):
-    """Base class of every error mmcam_ext raises for a user's mistake."""
+    """Base class of every error mmcam_ext raises for a user's mistake.
+
+    Args:
+        message (str): What was wrong, naming the input, and what to do.
+        option (str, optional): The API argument the error is about
+            (``'methods'``, ``'targets'``...), for front ends that call it
+            by another name. Defaults to None.
+    """
+
+    def __init__(self, message: str = '', *, option: Optional[str] = None):
+        super().__init__(message)
+        self.option = option
 
     def __str__(self) -> str:
         # KeyError's str() quotes its message; show it as written.

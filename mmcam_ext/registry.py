@@ -22,7 +22,9 @@ TARGET_RESOLVERS = Registry(
     scope='mmcam_ext',
     locations=['mmcam_ext.resolvers'],
 )
-# CAM methods (GradCAM, ScoreCAM, attention rollout, ...), built by name.
+# CAM methods (GradCAM, ScoreCAM, attention rollout, ...), built from config
+# dicts; ``mmcam_ext.methods.base`` sets its build function (case-insensitive
+# names and aliases, options checked against the constructor).
 CAM_METHODS = Registry(
     'cam method',
     scope='mmcam_ext',

@@ -10,6 +10,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .errors import LayoutError
+
 __all__ = ['TokenLayout', 'TargetSpec', 'CAMResult', 'LAYOUT_KINDS']
 
 Grid = Tuple[int, int]
@@ -40,13 +42,15 @@ class TokenLayout:
 
     def __post_init__(self) -> None:
         if self.kind not in LAYOUT_KINDS:
-            raise ValueError(
+            raise LayoutError(
                 f'Unknown layout kind {self.kind!r}; choose from '
                 f'{LAYOUT_KINDS}.'
             )
-        if self.num_extra_tokens < 0:
-            raise ValueError(
-                f'num_extra_tokens must be >= 0, got {self.num_extra_tokens}.'
+        extra = self.num_extra_tokens
+        if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
+            raise LayoutError(
+                f'num_extra_tokens must be an int >= 0, got {extra!r}.',
+                option='num_extra_tokens',
             )
 
     def to_nchw(
@@ -62,7 +66,7 @@ class TokenLayout:
         """
         if self.kind == 'nchw':
             if x.ndim != 4:
-                raise ValueError(
+                raise LayoutError(
                     f'Target layer output has shape {tuple(x.shape)}, '
                     'expected a (B, C, H, W) feature map. Pick a spatial '
                     'layer as target_layers.'
@@ -70,13 +74,13 @@ class TokenLayout:
             return x
         if self.kind == 'nhwc':
             if x.ndim != 4:
-                raise ValueError(
+                raise LayoutError(
                     f'Expected a channels-last (B, H, W, C) map, '
                     f'got shape {tuple(x.shape)}.'
                 )
             return x.permute(0, 3, 1, 2)
         if x.ndim != 3:
-            raise ValueError(
+            raise LayoutError(
                 f'Expected tokens (B, L, C), got shape {tuple(x.shape)}.'
             )
         if self.channels_first_tokens:
@@ -86,7 +90,7 @@ class TokenLayout:
         if grid is None:
             grid = solve_grid(n_patch, input_hw)
         if grid[0] * grid[1] != n_patch:
-            raise ValueError(
+            raise LayoutError(
                 f'The target layer has {n_tokens} tokens; minus '
                 f'{self.num_extra_tokens} extra token(s) that leaves '
                 f'{n_patch}, '
@@ -115,7 +119,7 @@ def solve_grid(n_patch: int, input_hw: Grid) -> Grid:
         ):
             if h * w == n_patch and h > 0 and w > 0:
                 return h, w
-    raise ValueError(
+    raise LayoutError(
         f'Cannot fold {n_patch} patch tokens onto a grid for a '
         f'{height}x{width} input: no integer stride gives that many tokens. '
         'Check num_extra_tokens.'
@@ -152,6 +156,10 @@ class CAMResult:
         pred_scores: ``(B,)`` softmax score of the top-1 prediction.
         target_scores: ``(B, K)`` softmax score of each explained class.
         target_layers: Names of the layers used.
+        blank: Per method, bool ``(B, K)``: True where that sample's map for
+            that target is zero everywhere after the ReLU (no positive
+            evidence for the class at this layer), so its ``maps`` entry is
+            all zero. Such maps are returned, not dropped; front ends warn.
     """
 
     maps: Dict[str, np.ndarray]
@@ -161,6 +169,7 @@ class CAMResult:
     target_scores: np.ndarray
     raw_maps: Dict[str, np.ndarray] = field(default_factory=dict)
     target_layers: Sequence[str] = ()
+    blank: Dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.pred_labels)

@@ -23,6 +23,7 @@ __all__ = [
     'SHAPE_CLASSES',
     'ShapesConfig',
     'draw_sample',
+    'draw_pair',
     'make_shapes_split',
     'load_boxes',
     'Box',
@@ -67,16 +68,12 @@ def _background(
     return img
 
 
-def draw_sample(
-    rng: np.random.Generator, cls: str, cfg: ShapesConfig
-) -> Tuple[np.ndarray, Box]:
-    """One RGB image of class ``cls`` and the box of its object."""
-    h, w = cfg.size
-    img = _background(rng, cfg.size, cfg.distractors)
-    side = int(min(h, w) * rng.uniform(*cfg.scale))
-    side = max(side, 6)
-    x0 = int(rng.integers(0, w - side + 1))
-    y0 = int(rng.integers(0, h - side + 1))
+def _draw_shape(
+    img: np.ndarray, rng: np.random.Generator, cls: str, box: Box
+) -> None:
+    """Draw the filled shape of class ``cls`` into ``box`` of ``img``."""
+    x0, y0, x1, _ = box
+    side = x1 - x0
     color = tuple(int(c) for c in rng.integers(170, 256, size=3))
     if cls == 'circle':
         r = side // 2
@@ -97,7 +94,65 @@ def draw_sample(
         raise ValueError(
             f'Unknown shape class {cls!r}; choose from {SHAPE_CLASSES}.'
         )
-    return img, (x0, y0, x0 + side, y0 + side)
+
+
+def _random_box(
+    rng: np.random.Generator, cfg: ShapesConfig, scale: float = 1.0
+) -> Box:
+    h, w = cfg.size
+    side = max(int(min(h, w) * rng.uniform(*cfg.scale) * scale), 6)
+    x0 = int(rng.integers(0, w - side + 1))
+    y0 = int(rng.integers(0, h - side + 1))
+    return x0, y0, x0 + side, y0 + side
+
+
+def draw_sample(
+    rng: np.random.Generator, cls: str, cfg: ShapesConfig
+) -> Tuple[np.ndarray, Box]:
+    """One RGB image of class ``cls`` and the box of its object."""
+    img = _background(rng, cfg.size, cfg.distractors)
+    box = _random_box(rng, cfg)
+    _draw_shape(img, rng, cls, box)
+    return img, box
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def draw_pair(
+    rng: np.random.Generator,
+    classes: Tuple[str, str],
+    cfg: ShapesConfig,
+    scale: float = 1.0,
+) -> Tuple[np.ndarray, Tuple[Box, Box]]:
+    """One RGB image holding two objects of different classes.
+
+    Both objects are drawn like :func:`draw_sample`'s (times ``scale``);
+    the second box is re-drawn until it is disjoint from the first.
+
+    Args:
+        rng: The random generator.
+        classes: The two classes, e.g. ``('circle', 'square')``.
+        cfg: Size, scale range and distractors.
+        scale: Size factor of both objects. Defaults to 1.
+
+    Returns:
+        The image and the two boxes, in the order of ``classes``.
+    """
+    img = _background(rng, cfg.size, cfg.distractors)
+    first = _random_box(rng, cfg, scale)
+    for _ in range(1000):
+        second = _random_box(rng, cfg, scale)
+        if not _overlap(first, second):
+            break
+    else:
+        raise ValueError(
+            f'Cannot place two disjoint objects in a {cfg.size} image.'
+        )
+    _draw_shape(img, rng, classes[0], first)
+    _draw_shape(img, rng, classes[1], second)
+    return img, (first, second)
 
 
 def make_shapes_split(root: str, split: str, cfg: ShapesConfig) -> Path:

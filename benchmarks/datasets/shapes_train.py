@@ -28,7 +28,11 @@ __all__ = [
 
 # benchmarks/configs/shapes: configs of the benchmark models (not shipped).
 SHAPES_CONFIG_DIR = Path(__file__).resolve().parents[1] / 'configs' / 'shapes'
-SHAPES_ARCHS = {'cnn': 'shapes_cnn.py', 'vit': 'shapes_vit.py'}
+SHAPES_ARCHS = {
+    'cnn': 'shapes_cnn.py',
+    'vit': 'shapes_vit.py',
+    'swin': 'shapes_swin.py',
+}
 
 
 def shapes_config(
@@ -41,7 +45,7 @@ def shapes_config(
     """The training config of ``arch`` for data in ``data_root``.
 
     Args:
-        arch: ``'cnn'`` or ``'vit'``.
+        arch: ``'cnn'``, ``'vit'`` or ``'swin'``.
         data_root: Folder with ``train/`` and ``val/`` splits.
         epochs: Training epochs (validation runs once, at the end).
         seed: Runner seed.
@@ -117,7 +121,8 @@ def train_shapes_classifier(
     a cached checkpoint is reused only for exactly the same setting.
 
     Args:
-        arch: ``'cnn'`` (tiny ResNet) or ``'vit'`` (tiny cls-token ViT).
+        arch: ``'cnn'`` (tiny ResNet), ``'vit'`` (tiny cls-token ViT) or
+            ``'swin'`` (tiny Swin: windows, shifts, patch merging).
         work_dir: Root folder for data and runs.
         epochs: Training epochs.
         size: ``(height, width)`` of the generated images.

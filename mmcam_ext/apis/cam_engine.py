@@ -9,18 +9,18 @@ and every torch hook is removed, also on error.
 
 from contextlib import nullcontext
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..errors import InputError, LayoutError
 from ..methods.base import (
     BaseCAMMethod,
     ExplainContext,
     FullMapMethod,
     LayerMapMethod,
-    build_method,
 )
 from ..resolvers.base import resolve_targets
 from ..structures import CAMResult, TargetSpec
@@ -32,13 +32,21 @@ from ..utils.capture import (
 )
 from ..utils.maps import combine_layers, spatial_size
 from ..utils.model import classifier_logits, get_module, unwrap_model
+from .checks import (
+    as_list,
+    check_int,
+    check_methods,
+    check_targets,
+    check_topk,
+)
+from .numerics import blank_flags, check_gradient, check_logits, check_maps
 
 __all__ = ['CAMEngine', 'TargetsLike', 'MethodLike']
 
 TargetsLike = Union[
     None, int, Sequence[int], Sequence[Sequence[int]], torch.Tensor, np.ndarray
 ]
-MethodLike = Union[str, BaseCAMMethod]
+MethodLike = Union[str, Mapping[str, Any], BaseCAMMethod]
 
 # Test-time augmentation of pytorch-grad-cam's aug_smooth: flips x brightness.
 TTA = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
@@ -67,7 +75,9 @@ class CAMEngine:
         autocast: Optional[torch.dtype] = None,
     ) -> None:
         self.model = unwrap_model(model)
-        self.target_layers = list(target_layers) if target_layers else None
+        self.target_layers = as_list(target_layers) or None
+        if num_extra_tokens is not None:
+            check_int(num_extra_tokens, 'num_extra_tokens', 0)
         self.num_extra_tokens = num_extra_tokens
         self.autocast = autocast
         self._specs: Dict[Tuple[int, int], TargetSpec] = {}
@@ -102,7 +112,8 @@ class CAMEngine:
 
         Args:
             inputs: Preprocessed images (after the data preprocessor).
-            methods: Names (case-insensitive, aliases allowed) or instances.
+            methods: Names (case-insensitive, aliases allowed), config dicts
+                (``dict(type='rollout', head_fusion='max')``) or instances.
             targets: Classes to explain: ``None`` for the top-``topk``
                 predictions, an int for all samples, one int per sample, or
                 ``(B, K)`` classes (e.g. ground truth).
@@ -110,16 +121,15 @@ class CAMEngine:
                 ``None``.
             aug_smooth: Average over flips x brightness (6 passes).
             eigen_smooth: First principal component instead of channel sum.
+
+        Raises:
+            MMCamError: A typed error for a wrong argument (``InputError``,
+                ``MethodError``, ``TargetError``), a layer that cannot give
+                a map (``LayoutError``) or NaN/Inf (``NumericalError``).
         """
-        if inputs.ndim != 4:
-            raise ValueError(
-                f'Expected a (B, C, H, W) batch, got {tuple(inputs.shape)}.'
-            )
-        inputs = inputs.to(self.device).float()
-        built = [build_method(m) if isinstance(m, str) else m for m in methods]
+        inputs = self._check_inputs(inputs).to(self.device).float()
+        built = check_methods(methods)
         names = [m.name for m in built]
-        if len(set(names)) != len(names):
-            raise ValueError(f'Method listed twice: {names}.')
         spec = self.spec_for(inputs)
         with eval_mode(self.model), frozen_parameters(self.model):
             if aug_smooth or not any(
@@ -141,6 +151,7 @@ class CAMEngine:
                     None,
                     eigen_smooth,
                 )
+        check_maps(maps, spec.layers)
         probs = logits.softmax(-1)
         top_scores, top_labels = probs.max(-1)
         return CAMResult(
@@ -151,12 +162,33 @@ class CAMEngine:
             pred_scores=top_scores.cpu().numpy(),
             target_scores=probs.gather(1, tgt).cpu().numpy(),
             target_layers=list(spec.layers),
+            blank=blank_flags({n: maps[n] for n in names}),
         )
 
     # ------------------------------------------------------------------
+    @staticmethod
+    def _check_inputs(inputs: torch.Tensor) -> torch.Tensor:
+        """A non-empty ``(B, C, H, W)`` tensor, or a clear error."""
+        if not isinstance(inputs, torch.Tensor):
+            raise InputError(
+                'inputs must be a preprocessed (B, C, H, W) tensor, got '
+                f"{type(inputs).__name__} (a self-supervised model's data "
+                'preprocessor gives lists: CAMs need a classifier).',
+                option='inputs',
+            )
+        if inputs.ndim != 4 or 0 in inputs.shape:
+            raise InputError(
+                f'Expected a non-empty (B, C, H, W) batch, got '
+                f'{tuple(inputs.shape)}.',
+                option='inputs',
+            )
+        return inputs
+
     def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return classifier_logits(self.model, inputs).float()
+            logits = classifier_logits(self.model, inputs).float()
+        check_logits(self.model, inputs, logits)
+        return logits
 
     @staticmethod
     def _targets(
@@ -164,31 +196,10 @@ class CAMEngine:
     ) -> torch.Tensor:
         bsz, num_classes = logits.shape
         if targets is None:
-            if not 1 <= topk <= num_classes:
-                raise ValueError(
-                    f'topk must be in [1, {num_classes}], got {topk}.'
-                )
+            topk = check_topk(topk, num_classes)
             return logits.topk(topk, dim=1).indices
-        tgt = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-        if tgt.ndim == 0:
-            tgt = tgt.expand(bsz)
-        if tgt.ndim == 1:
-            if len(tgt) != bsz:
-                raise ValueError(
-                    f'Got {len(tgt)} target classes for a batch of {bsz}: '
-                    'give one class for all samples or one per sample.'
-                )
-            tgt = tgt[:, None]
-        if tgt.shape[0] != bsz:
-            raise ValueError(
-                f'targets has {tgt.shape[0]} rows for a batch of {bsz}.'
-            )
-        bad = tgt[(tgt < 0) | (tgt >= num_classes)]
-        if len(bad):
-            raise ValueError(
-                f'Target class {int(bad[0])} is out of range '
-                f'[0, {num_classes - 1}].'
-            )
+        tgt = check_targets(targets, bsz, num_classes)
+        assert tgt is not None  # targets is not None
         return tgt.to(logits.device)
 
     def _explain_all(
@@ -283,18 +294,24 @@ class CAMEngine:
             with self._autocast(inputs.device):
                 logits = classifier_logits(self.model, inputs)
             plain_logits = logits.detach().float()
+            check_logits(
+                self.model,
+                inputs,
+                plain_logits,
+                partial(self._autocast, inputs.device),
+            )
             if callable(tgt):
                 tgt = tgt(plain_logits)
             missing = [
                 n for n, o in zip(spec.layers, cap.outputs) if o is None
             ]
             if missing:
-                raise RuntimeError(f'Target layer(s) {missing} did not run.')
+                raise LayoutError(f'Target layer(s) {missing} did not run.')
             outputs = [o for o in cap.outputs if o is not None]
             acts = [to_nchw(o.detach()).float() for o in outputs]
             for name, act in zip(spec.layers, acts):
                 if act.shape[0] != inputs.shape[0]:
-                    raise ValueError(
+                    raise LayoutError(
                         f'Target layer {name!r} outputs a batch of '
                         f'{act.shape[0]} for {inputs.shape[0]} images (e.g. '
                         'window attention: batch = windows), so its maps '
@@ -342,19 +359,21 @@ class CAMEngine:
     def _check_grad(
         grad: Optional[torch.Tensor], name: str, to_nchw
     ) -> torch.Tensor:
-        """Fold a gradient; refuse it if it is exactly zero (a blank map).
+        """Fold a gradient; refuse NaN/Inf, or exact zero (a blank map).
 
         Checked after folding: a ViT's class token may get gradient while
         every patch token gets none.
         """
         grad = to_nchw(grad).float() if grad is not None else None
+        if grad is not None:
+            check_gradient(grad, name)
         if grad is None or not bool(grad.abs().max() > 0):
-            raise ValueError(
+            raise LayoutError(
                 f'The gradient of the class score at target layer {name!r} is '
                 'zero for the whole batch, so every gradient map would be '
                 'blank. The layer does not reach the class score (e.g. the '
                 'last block of a class-token ViT: choose an earlier layer, or '
-                'leave --target-layers unset for the resolver default), or '
+                'leave target_layers unset for the resolver default), or '
                 'the head is zero (some configs zero-initialise it: load '
                 'trained weights).'
             )

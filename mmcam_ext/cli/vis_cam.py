@@ -15,26 +15,80 @@ Example:
 """
 
 import argparse
-import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Set, cast
+import warnings
+from typing import Dict, List, NoReturn, Optional, Set, Tuple, cast
 
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
-from mmcam_ext.apis import CAMInferencer, ImageLoadError, list_images
-from mmcam_ext.apis.data import unique_prefix
-from mmcam_ext.checkpoint import CheckpointError
-from mmcam_ext.methods import build_method, method_names
+from mmcam_ext.apis import CAMInferencer, list_images
+from mmcam_ext.apis.checks import check_device, check_methods
+from mmcam_ext.apis.data import InputLimits, unique_prefix
+from mmcam_ext.apis.inferencer import load_config
+from mmcam_ext.errors import InputError, MMCamError, OutputError
+from mmcam_ext.methods import method_names
+from mmcam_ext.methods.base import method_configs, parse_method_options
+from mmcam_ext.utils.image import class_text
 from mmcam_ext.visualization import CAMVisualizer, draw_cam_rows
 
+from .checks import (
+    check_display,
+    check_output_dir,
+    check_save_path,
+    ensure_dir,
+    int_at_least,
+)
+from .messages import cli_message, report
+
 DEFAULT_OUT_DIR = osp.join('work_dirs', 'vis_cam')
+PROG = 'vis_cam.py'
+#: Exit codes: done; a user's mistake (nothing written, one line on
+#: stderr); done, but some inputs were skipped (see --skip-bad-images).
+EXIT_OK, EXIT_USAGE, EXIT_SKIPPED = 0, 2, 3
+LIMITS = InputLimits()
+
+
+class CfgOptionsAction(DictAction):
+    """MMEngine's ``DictAction`` with a usage error for a pair without ``=``.
+
+    ``DictAction`` raises a bare ``ValueError`` (a traceback) for
+    ``--cfg-options foo``.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        bad = [v for v in values if '=' not in v]
+        if bad:
+            raise argparse.ArgumentError(
+                self,
+                f'expected KEY=VALUE pairs, got {bad[0]!r} (e.g. '
+                'model.head.num_classes=10)',
+            )
+        super().__call__(parser, namespace, values, option_string)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors in two lines (the error, then where help is)."""
+
+    def error(self, message: str) -> NoReturn:
+        report(self.prog, 'error', message)
+        print(f'(see {self.prog} --help)', file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Visualize CAM')
+    """Parse the command line (MMPretrain's arguments plus ours).
+
+    Args:
+        argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
+
+    Returns:
+        argparse.Namespace: The arguments. Malformed numbers and
+        ``--cfg-options`` pairs exit with code 2 here.
+    """
+    parser = ArgumentParser(prog=PROG, description='Visualize CAM')
     parser.add_argument(
         'img', nargs='+', help='Image file(s), a directory or a glob pattern'
     )
@@ -61,6 +115,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         f'{", ".join(method_names())}',
     )
     parser.add_argument(
+        '--method-options',
+        nargs='+',
+        default=[],
+        metavar='METHOD.OPTION=VALUE',
+        help='Options of the methods, e.g. rollout.head_fusion=max '
+        'rollout.discard_ratio=0.9 scorecam.mask_batch_size=16 '
+        "(see each method's constructor)",
+    )
+    parser.add_argument(
         '--target-category',
         default=[],
         nargs='+',
@@ -70,7 +133,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--topk',
-        type=int,
+        type=int_at_least(1),
         default=1,
         help='Explain the top-k predicted classes',
     )
@@ -99,19 +162,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='Also write float maps (K, H, W) as .npy',
     )
     parser.add_argument(
+        '--signed',
+        action='store_true',
+        help='Draw the signed maps before the ReLU (red for, blue against '
+        'the class) instead of the [0, 1] maps',
+    )
+    parser.add_argument(
         '--overwrite',
         action='store_true',
-        help='Replace existing output files',
+        help='Replace existing output files (never an input image)',
     )
     parser.add_argument(
         '--show',
         action='store_true',
-        help='Also display each grid in a window',
+        help='Also display each grid in a window (needs a display)',
     )
-    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--batch-size', type=int_at_least(1), default=8)
     parser.add_argument(
         '--num-workers',
-        type=int,
+        type=int_at_least(0),
         default=0,
         help='DataLoader workers decoding images',
     )
@@ -123,23 +192,99 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--num-extra-tokens',
-        type=int,
+        type=int_at_least(0),
         help='Override the extra (cls/dist) token count',
+    )
+    parser.add_argument(
+        '--allow-partial-checkpoint',
+        action='store_true',
+        help='Load a checkpoint whose keys or shapes do not all match the '
+        'model (the rest stays randomly initialised) with a warning, '
+        'instead of refusing it',
+    )
+    parser.add_argument(
+        '--skip-bad-images',
+        action='store_true',
+        help='Exit 0 when some inputs were unreadable and skipped (they are '
+        f'always skipped with a warning; without this flag the exit code is '
+        f'{EXIT_SKIPPED})',
+    )
+    parser.add_argument(
+        '--max-image-pixels',
+        type=int_at_least(1),
+        default=LIMITS.max_image_pixels,
+        help='Refuse images with more decoded pixels (height x width); '
+        'default %(default)s',
+    )
+    parser.add_argument(
+        '--max-input-pixels',
+        type=int_at_least(1),
+        default=LIMITS.max_input_pixels,
+        help='Refuse an image whose model input (after the test pipeline) '
+        'has more pixels, and split batches above it; default %(default)s',
     )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='Override config settings, xxx=yyy format',
     )
     return parser.parse_args(argv)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Checks that need no model, run first (``--show`` before all).
+
+    Args:
+        args (argparse.Namespace): The parsed arguments.
+
+    Raises:
+        MMCamError: A wrong flag, naming it.
+    """
+    if args.show:
+        check_display()
+    if args.save_path and args.out_dir:
+        raise InputError(
+            '--save-path (one image file) and --out-dir (a folder) exclude '
+            'each other; give one.'
+        )
+    if args.save_path:
+        check_save_path(args.save_path)
+    else:
+        check_output_dir(args.out_dir or DEFAULT_OUT_DIR)
+    check_device(args.device)
+    if args.target_category and args.topk != 1:
+        report(PROG, 'warning', '--topk is ignored: --target-category given.')
+
+
+def _protect_inputs(
+    prefix: str, suffixes: List[str], inputs: Set[str]
+) -> bool:
+    """Whether any output of ``prefix`` would be one of the input files."""
+    return any(osp.realpath(prefix + s) in inputs for s in suffixes)
+
+
 def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
-    """One free output prefix per image (never a user's existing file)."""
+    """One free output prefix per image.
+
+    Never a user's existing file (unless ``--overwrite``), never an input
+    image, and no folder is created yet (see :func:`ensure_dir`).
+
+    Args:
+        args (argparse.Namespace): The parsed arguments.
+        images (list[str]): The input paths.
+        methods (list[str]): Method names (for ``--save-raw`` files).
+
+    Returns:
+        list[str]: One prefix per image (``<out>/<stem>[_n]``).
+
+    Raises:
+        MMCamError: ``--save-path`` misuse, or an existing file.
+    """
+    inputs = {osp.realpath(p) for p in images}
     if args.save_path:
         if len(images) != 1:
-            raise ValueError(
+            raise InputError(
                 f'--save-path takes one image, got {len(images)}'
                 '; use --out-dir for several.'
             )
@@ -147,86 +292,124 @@ def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
         files = [args.save_path] + (
             [f'{prefix}_{m}.npy' for m in methods] if args.save_raw else []
         )
+        if any(osp.realpath(f) in inputs for f in files):
+            raise OutputError(
+                f'--save-path {args.save_path!r} would overwrite the input '
+                'image; choose another --save-path.'
+            )
         existing = [f for f in files if osp.exists(f)]
         if existing and not args.overwrite:
-            raise ValueError(
+            raise OutputError(
                 f'{", ".join(existing)} exists; pass --overwrite'
                 ' to replace it or choose another --save-path.'
             )
-        os.makedirs(osp.dirname(osp.abspath(args.save_path)), exist_ok=True)
         return [prefix]
     out_dir = args.out_dir or DEFAULT_OUT_DIR
-    os.makedirs(out_dir, exist_ok=True)
     suffixes = ['_cam.png'] + [f'_{m}.npy' for m in methods]
     taken: Set[str] = set()
-    return [
-        unique_prefix(
-            out_dir,
-            osp.splitext(osp.basename(p))[0],
-            suffixes,
-            taken,
-            args.overwrite,
-        )
-        for p in images
-    ]
+    prefixes = []
+    for path in images:
+        stem = osp.splitext(osp.basename(path))[0]
+        prefix = unique_prefix(out_dir, stem, suffixes, taken, args.overwrite)
+        while _protect_inputs(prefix, suffixes, inputs):
+            prefix = unique_prefix(
+                out_dir, stem, suffixes, taken, args.overwrite
+            )
+        prefixes.append(prefix)
+    return prefixes
 
 
 def save_result(
     vis: CAMVisualizer, res: dict, prefix: str, png: str, classes, args
-) -> None:
-    """Write the grid (and raw maps) of one image."""
+) -> np.ndarray:
+    """Write the grid (and raw maps) of one image.
+
+    Args:
+        vis (CAMVisualizer): Draws the grid.
+        res (dict): One result of :meth:`CAMInferencer.iter_results`.
+        prefix (str): Output prefix of this image.
+        png (str): The grid's file.
+        classes (Sequence[str], optional): Class names.
+        args (argparse.Namespace): The parsed arguments.
+
+    Returns:
+        np.ndarray: The grid (RGB).
+    """
     picture = draw_cam_rows(
         vis,
         res['image'],
-        res['maps'],
+        res['raw_maps'] if args.signed else res['maps'],
         res['targets'],
         res['target_scores'],
+        signed=args.signed,
         pred_label=res['pred_label'],
         pred_score=res['pred_score'],
         classes=classes,
         out_file=png,
         name=osp.basename(prefix),
     )
-    if args.show:
-        vis.show(picture, win_name=osp.basename(prefix))
     if args.save_raw:
         for method, cam in res['maps'].items():
             np.save(f'{prefix}_{method}.npy', cam)
+    return picture
 
 
-def run(args) -> Dict[str, str]:
-    """Explain every image; return ``{input: output png}``."""
-    if args.vit_like:
-        print(
-            'Note: --vit-like is no longer needed and is ignored; the '
-            'token layout is resolved per backbone.'
+def _write(
+    vis: CAMVisualizer, res: dict, prefix: str, png: str, classes, args
+) -> None:
+    """:func:`save_result` with its folder made now and clear errors."""
+    flag = '--save-path folder' if args.save_path else '--out-dir'
+    ensure_dir(osp.dirname(osp.abspath(png)), flag)
+    try:
+        picture = save_result(vis, res, prefix, png, classes, args)
+    except OSError as err:
+        raise OutputError(f'Cannot write {png!r}: {err}') from None
+    if args.show:
+        try:
+            vis.show(picture, win_name=osp.basename(prefix))
+        except Exception as err:  # tk/qt errors of a display that fails
+            raise OutputError(
+                f'--show cannot open a window ({type(err).__name__}: {err}); '
+                'drop --show.'
+            ) from None
+
+
+def _warn_blank(image: str, res: dict, classes, warn) -> None:
+    """One warning per image whose maps are zero everywhere."""
+    blank = [
+        f'{method} for class {class_text(int(t), classes)}'
+        for method, flags in res.get('blank', {}).items()
+        for t, flag in zip(res['targets'], flags)
+        if flag
+    ]
+    if blank:
+        layers = ', '.join(res.get('target_layers', ())) or 'the target layer'
+        warn(
+            f'{image}: the map of {"; ".join(blank)} is zero everywhere '
+            f'after the ReLU: no positive evidence for this class at '
+            f'{layers}. It is written blank; try another --method (e.g. '
+            'gradcam++ or layercam), --signed (the map before the ReLU) or '
+            'other --target-layers.',
         )
-    methods = [build_method(m).name for m in args.method]
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    inferencer = CAMInferencer(
-        cfg,
-        args.checkpoint,
-        args.device,
-        args.target_layers or None,
-        args.num_extra_tokens,
-    )
-    if args.preview_model:
-        print(inferencer.model)
-        print('\nLayer names (for --target-layers):')
-        print('\n'.join(n for n, _ in inferencer.model.named_modules() if n))
-        return {}
-    # args.img holds command-line strings, which list_images expands into
-    # path strings only (arrays come only from an array input).
-    images = cast(List[str], list_images(args.img))
-    prefixes = plan_outputs(args, images, methods)
-    targets = _targets(args.target_category, len(images))
+
+
+def _explain_all(args, inferencer, images, prefixes, methods, targets):
+    """Explain and write every image; return written and skipped inputs.
+
+    ``methods`` are the method configs (names or dicts with options).
+    """
     vis = CAMVisualizer(name='vis_cam')
     bar = (
         ProgressBar(len(images), file=sys.stderr) if len(images) > 1 else None
     )
+
+    def warn(message: str) -> None:
+        if bar is not None:  # the bar's line has no newline yet
+            print(file=sys.stderr)
+        report(PROG, 'warning', message)
+
     written: Dict[str, str] = {}
+    skipped: List[Tuple[str, BaseException]] = []
     results = inferencer.iter_results(
         images,
         methods,
@@ -236,14 +419,98 @@ def run(args) -> Dict[str, str]:
         args.aug_smooth,
         args.eigen_smooth,
         args.num_workers,
+        skip_bad_images=True,
     )
     for i, res in enumerate(results):
-        png = args.save_path or f'{prefixes[i]}_cam.png'
-        save_result(vis, res, prefixes[i], png, inferencer.classes, args)
-        written[images[i]] = png
+        if 'error' in res:
+            skipped.append((images[i], res['error']))
+            if len(images) > 1:
+                warn(f'skipped: {cli_message(res["error"])}')
+        else:
+            png = args.save_path or f'{prefixes[i]}_cam.png'
+            _write(vis, res, prefixes[i], png, inferencer.classes, args)
+            written[images[i]] = png
+            _warn_blank(images[i], res, inferencer.classes, warn)
         if bar is not None:
             bar.update()
-    return written
+    if bar is not None:
+        print(file=sys.stderr)
+    return written, skipped
+
+
+def _finish(args, written: Dict[str, str], skipped) -> int:
+    """Summary line and exit code."""
+    if skipped and not written:
+        if len(skipped) == 1:
+            raise skipped[0][1]
+        raise InputError(
+            f'None of the {len(skipped)} inputs could be read (see the '
+            'warnings above).'
+        )
+    first = next(iter(written.values()))
+    where = first if len(written) == 1 else osp.dirname(first)
+    print(f'\nSaved {len(written)} CAM image(s) to {where}')
+    if not skipped:
+        return EXIT_OK
+    report(
+        PROG,
+        'warning',
+        f'{len(written)} image(s) explained, {len(skipped)} skipped '
+        '(unreadable or too large, listed above)'
+        + (
+            '.'
+            if args.skip_bad_images
+            else f'; exit code {EXIT_SKIPPED} (--skip-bad-images makes it 0).'
+        ),
+    )
+    return EXIT_OK if args.skip_bad_images else EXIT_SKIPPED
+
+
+def run(args) -> int:
+    """Explain every image.
+
+    Args:
+        args (argparse.Namespace): The parsed arguments.
+
+    Returns:
+        int: The exit code (``EXIT_OK`` or ``EXIT_SKIPPED``).
+
+    Raises:
+        MMCamError: A user's mistake; :func:`main` reports it.
+    """
+    check_args(args)
+    if args.vit_like:
+        print(
+            'Note: --vit-like is no longer needed and is ignored; the '
+            'token layout is resolved per backbone.'
+        )
+    configs = method_configs(
+        args.method, parse_method_options(args.method_options)
+    )
+    methods = [m.name for m in check_methods(configs)]
+    inferencer = CAMInferencer(
+        load_config(args.config, args.cfg_options),
+        args.checkpoint,
+        args.device,
+        args.target_layers or None,
+        args.num_extra_tokens,
+        strict=not args.allow_partial_checkpoint,
+        limits=InputLimits(args.max_image_pixels, args.max_input_pixels),
+    )
+    if args.preview_model:
+        print(inferencer.model)
+        print('\nLayer names (for --target-layers):')
+        print('\n'.join(n for n, _ in inferencer.model.named_modules() if n))
+        return EXIT_OK
+    # args.img holds command-line strings, which list_images expands into
+    # path strings only (arrays come only from an array input).
+    images = cast(List[str], list_images(args.img))
+    prefixes = plan_outputs(args, images, methods)
+    targets = _targets(args.target_category, len(images))
+    written, skipped = _explain_all(
+        args, inferencer, images, prefixes, configs, targets
+    )
+    return _finish(args, written, skipped)
 
 
 def _targets(categories: List[int], num_images: int):
@@ -255,24 +522,27 @@ def _targets(categories: List[int], num_images: int):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the tool.
+
+    Args:
+        argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
+
+    Returns:
+        int: 0 (done), 2 (a user's mistake, one line on stderr) or 3 (done,
+        but some inputs were skipped; 0 with ``--skip-bad-images``).
+    """
+    warnings.filterwarnings(
+        'ignore', message='Fail to import ``MultiScaleDeformableAttention``'
+    )
     args = parse_args(argv)
     try:
-        written = run(args)
-    except (
-        KeyError,
-        ValueError,
-        FileNotFoundError,
-        ImageLoadError,
-        CheckpointError,
-    ) as err:
-        msg = err.args[0] if err.args else repr(err)
-        print(f'\nvis_cam.py: error: {msg}', file=sys.stderr)
-        return 2
-    if written:
-        first = next(iter(written.values()))
-        where = first if len(written) == 1 else osp.dirname(first)
-        print(f'\nSaved {len(written)} CAM image(s) to {where}')
-    return 0
+        return run(args)
+    except MMCamError as err:
+        report(PROG, 'error', cli_message(err))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        report(PROG, 'error', 'interrupted.')
+        return 130
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
-"""CAM methods, registered in ``CAM_METHODS`` and built by name."""
+"""CAM methods, registered in ``CAM_METHODS`` and built from names or
+config dicts (``build_method``, ``CAM_METHODS.build``)."""
 
 from .attention import AttentionRelevance, AttentionRollout, GradAttention
 from .base import (
@@ -8,8 +9,11 @@ from .base import (
     LayerMapMethod,
     build_method,
     eigen_projection,
+    method_class,
+    method_configs,
     method_names,
     normalize_name,
+    parse_method_options,
 )
 from .grad_cam_lib import (
     FEM,
@@ -41,8 +45,11 @@ __all__ = [
     'LayerMapMethod',
     'build_method',
     'eigen_projection',
+    'method_class',
+    'method_configs',
     'method_names',
     'normalize_name',
+    'parse_method_options',
     'GradCAM',
     'GradCAMPlusPlus',
     'XGradCAM',

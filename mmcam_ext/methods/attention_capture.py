@@ -1,281 +1,230 @@
-"""Record the attention probabilities of MMPretrain ViTs for one explanation.
+"""Record every block's attention, and where it lives, for one explanation.
 
-MMPretrain's ``MultiheadAttention`` (ViT, DeiT, DeiT3, T2T-ViT, RevViT) calls
-``F.scaled_dot_product_attention``: the probabilities are never materialised,
-so no hook can see them. For the duration of an :class:`AttentionCapture`
-the function each such module calls is replaced by an explicit
-``softmax(Q Kᵀ · scale) @ V`` that records the probabilities it computes.
-Attention classes that already compute explicit probabilities and pass them
-through an ``nn.Dropout`` (BEiT with its relative position bias, EVA-02 with
-rotary embeddings) are tapped at that dropout instead, which leaves their
-computation untouched. Everything is restored in ``__exit__``, also when the
-body raises, and no hook or attribute is left on the model.
+:class:`AttentionCapture` reads the backbone's facts row
+(:mod:`mmcam_ext.utils.backbone_facts`: which modules hold the family's
+attention, or why the methods cannot follow it), installs one recorder per
+module (:mod:`attention_adapters`: how each attention class is tapped and
+how its windows map onto the token grid) and, after one forward pass,
+returns the blocks in the order they ran as :class:`BlockAttention`
+records: the probabilities in the common ``(B, W, heads, Nq, Nk)`` layout
+plus their :class:`~mmcam_ext.methods.attention_geometry.BlockGeometry`.
 
 The recorded tensors stay in the autograd graph, so a method gets
-``∂y/∂A`` with ``torch.autograd.grad(score, capture.collected())`` without
-``retain_grad`` or tensor hooks.
+``∂y/∂A`` with ``torch.autograd.grad(score, [b.raw for b in blocks])``
+and folds it with :meth:`BlockAttention.local`. Everything is restored in
+``__exit__``, also when the body raises: no hook, attribute or flag stays on
+the model, and timm's fused-attention flags get their values back.
 
-Which blocks to read is *data* per backbone family (:data:`ATTENTION_FACTS`);
-backbones whose attention is windowed or hierarchical are listed with the
-reason in :data:`LOCAL_ATTENTION` and get an error that points to the
-gradient methods.
+Global attention over a ``(B, N, C)`` sequence gets its token grid from,
+in this order: the family's grid source (``PatchEmbed`` returns
+``(x, (h, w))``), the previous block's grid, timm's patch embedding for
+this input size, or the input size itself (``solve_grid``).
 """
 
-import functools
-import math
+import re
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelError
+from ..structures import solve_grid
+from ..utils.backbone_facts import (
+    FAMILY_FACTS,
+    GRADIENT_METHODS_HINT,
+    BackboneFacts,
+    find_facts,
+    head_tokens,
+)
 from ..utils.capture import GridCapture
-from ..utils.model import feature_root, num_extra_tokens
+from ..utils.model import expand_path, feature_root, num_extra_tokens
+from .attention_adapters import Adapter, Local, adapter_names, find_adapter
+from .attention_geometry import (
+    BlockGeometry,
+    TokenSpace,
+    class_query_geometry,
+    global_geometry,
+)
+from .attention_taps import (
+    Restore,
+    swap_sdpa,
+    tap_dropout,
+    tap_softmax,
+    unfuse_timm,
+)
 
 __all__ = [
-    'AttentionFacts',
-    'ATTENTION_FACTS',
-    'LOCAL_ATTENTION',
     'AttentionCapture',
+    'BlockAttention',
     'attention_facts',
+    'attention_modules',
     'GRADIENT_METHODS_HINT',
 ]
 
-Restore = Callable[[], None]
-Record = Callable[[torch.Tensor], None]
-
-GRADIENT_METHODS_HINT = (
-    'Use a gradient method on a layer instead, e.g. --method gradcam '
-    '(or gradcam++, hirescam, layercam).'
-)
+# Extra tokens a block may carry beyond the grid (cls, dist, registers).
+_MAX_EXTRA = 16
+_TAPS = {'sdpa': swap_sdpa, 'dropout': tap_dropout, 'softmax': tap_softmax}
+_METHODS = 'attention_rollout, grad_attention, attention_relevance'
 
 
-@dataclass(frozen=True)
-class AttentionFacts:
-    """Where a global-attention backbone keeps what the methods need.
+@dataclass
+class BlockAttention:
+    """One block's recorded attention.
 
     Args:
-        blocks: Attribute of the backbone holding the encoder blocks, in
-            execution order.
-        attn: Attribute of a block holding its attention module.
-        grid_source: Attribute of the backbone whose forward output carries
-            the patch grid ``(h, w)`` of this input.
+        name (str): The attention module's name under the backbone.
+        raw (torch.Tensor): The recorded tensor, in the autograd graph.
+        attn (torch.Tensor): ``(B, W, heads, Nq, Nk)`` view of ``raw``.
+        geometry (BlockGeometry): Where its entries live.
+        local (Callable): Puts a tensor shaped like ``raw`` (its gradient)
+            in the layout of ``attn``.
     """
 
-    blocks: str
-    attn: str = 'attn'
-    grid_source: str = 'patch_embed'
+    name: str
+    raw: torch.Tensor
+    attn: torch.Tensor
+    geometry: BlockGeometry
+    local: Callable[[torch.Tensor], torch.Tensor]
+
+    @property
+    def space(self) -> TokenSpace:
+        """The block's tokens."""
+        return self.geometry.space
 
 
-# Global (token-to-token) attention backbones, looked up along the MRO, so
-# DistilledVisionTransformer, DeiT3, ViTEVA02, MAEViT... use the ViT entry.
-ATTENTION_FACTS: Dict[str, AttentionFacts] = {
-    'VisionTransformer': AttentionFacts('layers'),
-    'BEiTViT': AttentionFacts('layers'),
-    # The encoder only: the T2T module's own attention runs on the
-    # unfolded soft-split tokens, before the cls token and patch grid exist.
-    'T2T_ViT': AttentionFacts('encoder', grid_source='tokens_to_token'),
-    'RevVisionTransformer': AttentionFacts('layers'),
-}
-
-# Backbones with attention that rollout-type methods cannot follow, and why.
-_WINDOWED = (
-    'attention runs inside local windows and tokens are merged '
-    'between stages, so no single token-to-token matrix links the '
-    'output to every patch'
-)
-LOCAL_ATTENTION: Dict[str, str] = {
-    'SwinTransformer': _WINDOWED,
-    'SwinTransformerV2': _WINDOWED,
-    'MixMIMTransformer': _WINDOWED,
-    'TinyViT': _WINDOWED,
-    'DaViT': _WINDOWED + ' (and half of its blocks attend over channels)',
-    'ViTSAM': _WINDOWED + ' (most of its blocks are windowed)',
-    'PCPVT': 'Twins uses spatially reduced keys/values and stages that '
-    'change the token grid',
-    'SVT': 'Twins-SVT alternates locally-grouped and sub-sampled attention '
-    'over stages that change the token grid',
-    'MViT': 'pooling attention changes the token grid between stages',
-    'LeViT': 'attention stages subsample the tokens',
-    'HiViT': 'its early stages have no attention and its main stage reports '
-    'no patch grid',
-    'EfficientFormer': 'only its last stage has attention; earlier stages '
-    'mix tokens with convolutions',
-    'XCiT': 'its attention is over channels (cross-covariance), not tokens',
-    'Conformer': 'its transformer branch is fused with a CNN branch that '
-    'attention does not describe',
-    'TNT': 'it nests pixel-level attention inside patch tokens',
-    'EdgeNeXt': 'its attention is over channels (transposed attention)',
-    'MobileViT': 'it attends within unfolded patches between conv stages',
-}
-
-
-def attention_facts(backbone: nn.Module) -> AttentionFacts:
-    """Facts for this backbone (MRO walk); clear errors when unsupported."""
-    for cls in type(backbone).__mro__:
-        name = cls.__name__
-        if name in LOCAL_ATTENTION:
-            raise ValueError(
-                f'Attention methods (attention_rollout, grad_attention, '
-                f'attention_relevance) need global token-to-token attention, '
-                f'but {name}: {LOCAL_ATTENTION[name]}. '
-                f'{GRADIENT_METHODS_HINT}'
-            )
-        if name in ATTENTION_FACTS:
-            return ATTENTION_FACTS[name]
-    raise ValueError(
-        f'Attention methods do not know the backbone '
-        f'{type(backbone).__name__}. Supported families: '
-        f'{", ".join(ATTENTION_FACTS)} and their subclasses. '
-        f'{GRADIENT_METHODS_HINT}'
-    )
-
-
-# ----------------------------------------------------------------------
-# How to record each attention class.
-def _sdpa_scale(original: Callable) -> Callable[[torch.Tensor], float]:
-    """The logit multiplier ``original`` applies, as a function of ``q``.
-
-    ``F.scaled_dot_product_attention`` multiplies by ``d ** -0.5``.
-    MMPretrain's ``scaled_dot_product_attention_pyimpl`` (used when
-    ``qk_scale`` is set) *divides* by its ``scale`` argument, which the
-    module sets to ``d ** -0.5``; that is reproduced as is, so outputs stay
-    equal.
-    """
-    from mmpretrain.models.utils.attention import (
-        scaled_dot_product_attention_pyimpl as pyimpl,
-    )
-
-    if original is F.scaled_dot_product_attention:
-        return lambda q: q.size(-1) ** -0.5
-    func, kwargs = original, {}
-    if isinstance(original, functools.partial):
-        func, kwargs = original.func, original.keywords
-    if func is pyimpl:
-        return lambda q: 1.0 / (kwargs.get('scale') or math.sqrt(q.size(-1)))
-    raise TypeError(
-        f'MultiheadAttention calls an unknown attention function '
-        f'{original!r}; cannot reproduce it explicitly.'
-    )
-
-
-def _swap_sdpa(module: nn.Module, record: Record) -> Restore:
-    """Replace ``module.scaled_dot_product_attention`` by an explicit one."""
-    original = module.__dict__.get('scaled_dot_product_attention')
-    if original is None:
-        raise TypeError(
-            f'{type(module).__name__} has no instance attribute '
-            'scaled_dot_product_attention to swap.'
-        )
-    scale_of = _sdpa_scale(original)
-
-    def explicit(query, key, value, attn_mask=None, dropout_p=0.0, **kwargs):
-        if attn_mask is not None or kwargs.get('is_causal'):
-            raise NotImplementedError(
-                'Attention masks are not supported by the attention capture.'
-            )
-        logits = (query @ key.transpose(-2, -1)) * scale_of(query)
-        attn = logits.softmax(dim=-1)
-        record(attn)
-        if dropout_p > 0:
-            attn = torch.dropout(attn, dropout_p, True)
-        return attn @ value
-
-    # torch annotates Module.__setattr__ for tensors and modules only; any
-    # other value is stored as a plain attribute, as intended here.
-    module.scaled_dot_product_attention = explicit  # type: ignore[assignment]
-
-    def restore() -> None:
-        module.scaled_dot_product_attention = original
-
-    return restore
-
-
-def _tap_dropout(module: nn.Module, record: Record) -> Restore:
-    """Record the explicit probabilities an ``attn_drop`` module receives."""
-    drop = getattr(module, 'attn_drop', None)
-    if not isinstance(drop, nn.Dropout):
-        raise TypeError(
-            f'{type(module).__name__}.attn_drop is not an '
-            'nn.Dropout; cannot tap its attention.'
-        )
-    handle = drop.register_forward_hook(lambda mod, args, out: record(out))
-    return handle.remove
-
-
-def _adapters() -> List[Tuple[type, Callable[[nn.Module, Record], Restore]]]:
-    from mmpretrain.models.backbones.vit_eva02 import AttentionWithRoPE
-    from mmpretrain.models.utils.attention import (
-        BEiTAttention,
-        MultiheadAttention,
-    )
-
-    return [
-        (MultiheadAttention, _swap_sdpa),
-        (BEiTAttention, _tap_dropout),
-        (AttentionWithRoPE, _tap_dropout),
+def _supported_families() -> str:
+    names = [
+        n for n, f in FAMILY_FACTS.items() if f.attention.unsupported is None
     ]
+    return ', '.join(names) + ' (and subclasses), timm models'
 
 
-def _install(module: nn.Module, record: Record) -> Restore:
-    for cls, adapter in _adapters():
-        if isinstance(module, cls):
-            return adapter(module, record)
-    raise TypeError(
-        f'Cannot record attention of {type(module).__name__}; known '
-        f'attention classes: '
-        f'{", ".join(c.__name__ for c, _ in _adapters())}. '
-        f'{GRADIENT_METHODS_HINT}'
+def attention_facts(backbone: nn.Module) -> BackboneFacts:
+    """The backbone's facts row; a clear error where attention cannot work.
+
+    Args:
+        backbone (nn.Module): The feature extractor.
+
+    Returns:
+        BackboneFacts: The row.
+
+    Raises:
+        ModelError: For unknown families and families whose attention the
+            methods cannot follow, with the reason.
+    """
+    name = type(backbone).__name__
+    facts = find_facts(backbone)
+    if facts is None:
+        raise ModelError(
+            f'Attention methods ({_METHODS}) do not know the backbone '
+            f'{name}. Supported families: {_supported_families()}. '
+            f'{GRADIENT_METHODS_HINT}'
+        )
+    if facts.attention.unsupported is not None:
+        raise ModelError(
+            f'Attention methods ({_METHODS}) cannot follow {name}: '
+            f'{facts.attention.unsupported}. {GRADIENT_METHODS_HINT}'
+        )
+    return facts
+
+
+def _pattern(text: str) -> 're.Pattern[str]':
+    if text == '**':
+        return re.compile('.+')
+    return re.compile(
+        '.'.join(re.escape(p) for p in text.split('.')).replace(r'\*', '[^.]+')
     )
 
 
-# ----------------------------------------------------------------------
-class AttentionCapture:
-    """Record every block's attention ``(B, heads, N, N)`` and the grid.
-
-    Use as a context manager around one forward pass; read the tensors with
-    :meth:`collected`. They keep their graph, so gradients of a class score
-    with respect to them come from ``torch.autograd.grad``.
+def attention_modules(
+    backbone: nn.Module, patterns: Sequence[str]
+) -> List[Tuple[str, nn.Module, Adapter]]:
+    """Modules matching the facts patterns that have a recorder.
 
     Args:
-        model: A classifier (``model.backbone`` is explained) or a backbone.
+        backbone (nn.Module): The feature extractor.
+        patterns (Sequence[str]): Facts patterns (``'layers.*.attn'``).
+
+    Returns:
+        list[tuple]: ``(name, module, adapter)`` in definition order.
+    """
+    regexes = [_pattern(p) for p in patterns]
+    found = []
+    for name, module in backbone.named_modules():
+        if not any(r.fullmatch(name) for r in regexes):
+            continue
+        adapter = find_adapter(module)
+        if adapter is not None:
+            found.append((name, module, adapter))
+    return found
+
+
+@dataclass
+class _Call:
+    """What one recorder saw: forward arguments, then the probabilities."""
+
+    index: int
+    args: tuple = ()
+    kwargs: Optional[dict] = None
+    local: Optional[Local] = None
+    raw: Optional[torch.Tensor] = None
+    count: int = 0
+
+
+class AttentionCapture:
+    """Record every block's attention and its geometry for one forward.
+
+    Use as a context manager around one forward pass; read the blocks with
+    :meth:`collected`.
+
+    Args:
+        model (nn.Module): A classifier (``model.backbone`` or a
+            ``TimmClassifier``'s ``model.model`` is explained) or a
+            backbone.
     """
 
     def __init__(self, model: nn.Module) -> None:
         _, self.backbone = feature_root(model)
         self.facts = attention_facts(self.backbone)
-        blocks = getattr(self.backbone, self.facts.blocks)
-        self.modules = [getattr(b, self.facts.attn) for b in blocks]
-        self.attentions: List[Optional[torch.Tensor]] = []
-        self._calls: List[int] = []
-        self._restores: List[Restore] = []
-        self._grid = GridCapture(
-            getattr(self.backbone, self.facts.grid_source, None)
+        self.targets = attention_modules(
+            self.backbone, self.facts.attention.modules
         )
-        self.clear()
+        if not self.targets:
+            raise ModelError(
+                f'Found no attention module of a known class in '
+                f'{type(self.backbone).__name__} (looked for '
+                f'{self.facts.attention.modules}; known classes: '
+                f'{", ".join(adapter_names())}). {GRADIENT_METHODS_HINT}'
+            )
+        self.head_tokens = head_tokens(self.backbone, self.facts)
+        grid_name = (
+            expand_path(self.backbone, '', self.facts.grid)
+            if self.facts.grid
+            else None
+        )
+        self._grid = GridCapture(
+            self.backbone.get_submodule(grid_name) if grid_name else None
+        )
+        self._calls: List[_Call] = []
+        self._order: List[int] = []
+        self._restores: List[Restore] = []
+        self.input_hw: Optional[Tuple[int, int]] = None
 
     @property
     def num_extra_tokens(self) -> int:
+        """Extra tokens the backbone declares (or its facts row fixes)."""
+        if self.facts.extra is not None and self.facts.extra > 0:
+            return self.facts.extra
         return num_extra_tokens(self.backbone)
 
-    @property
-    def grid(self) -> Optional[Tuple[int, int]]:
-        """Patch grid ``(h, w)`` reported during the last forward."""
-        return self._grid.grid
-
-    def _recorder(self, index: int) -> Record:
-
-        def record(attn: torch.Tensor) -> None:
-            self.attentions[index] = attn
-            self._calls[index] += 1
-
-        return record
-
     def __enter__(self) -> 'AttentionCapture':
+        self.clear()
         try:
-            for i, module in enumerate(self.modules):
-                self._restores.append(_install(module, self._recorder(i)))
+            handle = self.backbone.register_forward_pre_hook(self._on_input)
+            self._restores.append(handle.remove)
+            for i, (_, module, adapter) in enumerate(self.targets):
+                self._install(i, module, adapter)
             self._grid.__enter__()
         except BaseException:
             self.__exit__()
@@ -288,23 +237,114 @@ class AttentionCapture:
         self._grid.__exit__()
 
     def clear(self) -> None:
-        self.attentions = [None] * len(self.modules)
-        self._calls = [0] * len(self.modules)
+        """Forget what was recorded (before another forward pass)."""
+        self._calls = [_Call(i) for i in range(len(self.targets))]
+        self._order = []
 
-    def collected(self) -> List[torch.Tensor]:
-        """The recorded attentions, one per block, checked for completeness."""
-        missing = [i for i, a in enumerate(self.attentions) if a is None]
+    # ------------------------------------------------------------------
+    def _on_input(self, module, args) -> None:
+        if args and isinstance(args[0], torch.Tensor) and args[0].ndim == 4:
+            self.input_hw = (int(args[0].shape[-2]), int(args[0].shape[-1]))
+
+    def _install(self, i: int, module: nn.Module, adapter: Adapter) -> None:
+        if adapter.unfuse is not None:
+            self._restores.append(
+                unfuse_timm(module.get_submodule(adapter.unfuse))
+            )
+
+        def on_call(mod, args, kwargs) -> None:
+            self._calls[i].args, self._calls[i].kwargs = args, kwargs
+
+        handle = module.register_forward_pre_hook(on_call, with_kwargs=True)
+        self._restores.append(handle.remove)
+        tapped = module.get_submodule(adapter.at) if adapter.at else module
+        self._restores.append(
+            _TAPS[adapter.tap](tapped, lambda t: self._on_record(i, t))
+        )
+
+    def _on_record(self, i: int, raw: torch.Tensor) -> None:
+        call = self._calls[i]
+        _, module, adapter = self.targets[i]
+        call.raw, call.count = raw, call.count + 1
+        call.local = adapter.geometry(
+            module, call.args, call.kwargs or {}, raw
+        )
+        self._order.append(i)
+
+    # ------------------------------------------------------------------
+    def collected(self) -> List[BlockAttention]:
+        """The recorded blocks in the order they ran, with their geometry.
+
+        Returns:
+            list[BlockAttention]: One record per attention module.
+
+        Raises:
+            RuntimeError: When a module did not run, or ran twice.
+        """
+        names = [n for n, _, _ in self.targets]
+        missing = [names[c.index] for c in self._calls if c.count == 0]
         if missing:
             raise RuntimeError(
-                f'Attention of block(s) {missing} of '
-                f'{type(self.backbone).__name__} did not run; '
-                'was the forward pass inside the capture?'
+                f'Attention of {missing} of {type(self.backbone).__name__} '
+                'did not run; was the forward pass inside the capture?'
             )
-        repeated = [i for i, n in enumerate(self._calls) if n > 1]
+        repeated = [names[c.index] for c in self._calls if c.count > 1]
         if repeated:
             raise RuntimeError(
-                f'Attention of block(s) {repeated} ran more '
-                'than once in one capture; call clear() '
-                'between forward passes.'
+                f'Attention of {repeated} ran more than once in one '
+                'capture; call clear() between forward passes.'
             )
-        return [a for a in self.attentions if a is not None]
+        blocks: List[BlockAttention] = []
+        for i in self._order:
+            blocks.append(self._block(i, blocks[-1] if blocks else None))
+        return blocks
+
+    def _block(
+        self, i: int, previous: Optional[BlockAttention]
+    ) -> BlockAttention:
+        call = self._calls[i]
+        name, module, adapter = self.targets[i]
+        assert call.local is not None and call.raw is not None
+        local = call.local
+        geometry = local.geometry
+        if geometry is None:
+            space = self._space(local.attn.shape[-1], previous)
+            geometry = (
+                class_query_geometry(
+                    space, local.class_queries, local.attn.device
+                )
+                if local.class_queries
+                else global_geometry(space, local.attn.device)
+            )
+
+        def to_local(t: torch.Tensor) -> torch.Tensor:
+            return adapter.geometry(
+                module, call.args, call.kwargs or {}, t
+            ).attn
+
+        return BlockAttention(name, call.raw, local.attn, geometry, to_local)
+
+    def _space(
+        self, tokens: int, previous: Optional[BlockAttention]
+    ) -> TokenSpace:
+        """The token space of a global block with ``tokens`` tokens."""
+        candidates = [self._grid.grid, self._timm_grid()]
+        if previous is not None:
+            candidates.insert(1, previous.space.grid)
+        for grid in candidates:
+            if grid is not None and 0 <= tokens - grid[0] * grid[1]:
+                extra = tokens - grid[0] * grid[1]
+                if extra <= _MAX_EXTRA:
+                    return TokenSpace((int(grid[0]), int(grid[1])), extra)
+        if self.input_hw is None:
+            raise RuntimeError('The backbone forward did not run.')
+        extra = self.num_extra_tokens
+        return TokenSpace(solve_grid(tokens - extra, self.input_hw), extra)
+
+    def _timm_grid(self) -> Optional[Tuple[int, int]]:
+        embed = getattr(self.backbone, 'patch_embed', None)
+        size = getattr(embed, 'dynamic_feat_size', None)
+        if self.input_hw is None or not callable(size):
+            return None
+        grid = size(self.input_hw)
+        return int(grid[0]), int(grid[1])

@@ -191,7 +191,12 @@ class LibScoreCAM(GradCamLibMethod):
 
 @CAM_METHODS.register_module()
 class AblationCAM(GradCamLibMethod):
-    """Channel weights from the score drop when a channel is zeroed."""
+    """Channel weights from the score drop when a channel is zeroed.
+
+    Args:
+        mask_batch_size (int): Ablated copies per forward pass (memory vs
+            speed). Defaults to 32.
+    """
 
     lib_name = 'AblationCAM'
     uses_gradients = False

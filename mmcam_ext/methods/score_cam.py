@@ -102,11 +102,11 @@ class ScoreCAM(FullMapMethod):
     ``top_k_channels`` is ``None``.
 
     Args:
-        mask_batch_size: Masked inputs per forward pass (memory vs speed).
-            Defaults to 32.
-        top_k_channels: Score only the ``k`` channels of highest mean
-            activation per image (others weigh zero): ``C / k`` times fewer
-            forwards. Defaults to None (all channels).
+        mask_batch_size (int): Masked inputs per forward pass (memory vs
+            speed). Defaults to 32.
+        top_k_channels (int, optional): Score only the ``k`` channels of
+            highest mean activation per image (others weigh zero): ``C / k``
+            times fewer forwards. Defaults to None (all channels).
     """
 
     aliases = ('score_cam',)

@@ -1,4 +1,4 @@
-"""Target-layer resolvers, one per backbone family (``facts``, ``vit``)."""
+"""Target-layer resolvers: the facts table (``family``) and timm metadata."""
 
 from .base import (
     BaseResolver,
@@ -10,10 +10,9 @@ from .base import (
     plausible_map,
     resolve_targets,
 )
-from .facts import FAMILY_FACTS, Facts, find_facts
 from .family import FamilyResolver, expand_path
 from .generic import GenericResolver
-from .vit import VIT_FACTS, ClsTokenViTResolver, TimmViTResolver, ViTFacts
+from .timm_model import TimmResolver
 
 __all__ = [
     'BaseResolver',
@@ -24,14 +23,8 @@ __all__ = [
     'patch_embed_name',
     'plausible_map',
     'resolve_targets',
-    'FAMILY_FACTS',
-    'Facts',
-    'find_facts',
     'FamilyResolver',
     'expand_path',
     'GenericResolver',
-    'VIT_FACTS',
-    'ClsTokenViTResolver',
-    'TimmViTResolver',
-    'ViTFacts',
+    'TimmResolver',
 ]

@@ -14,6 +14,7 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
+from ..errors import LayoutError
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
 from ..utils.capture import eval_mode
@@ -33,6 +34,7 @@ __all__ = [
     'resolve_targets',
     'plausible_map',
     'infer_layout',
+    'spatial_layout',
     'patch_embed_name',
 ]
 
@@ -45,6 +47,7 @@ class TracedModule:
     order: int  # completion order of its last call
     calls: int
     shape: Tuple[int, ...]  # shape of the tensor output, () if not a tensor
+    out_type: str = 'Tensor'  # type name of the output
 
 
 class ForwardTrace:
@@ -72,7 +75,7 @@ class ForwardTrace:
                 rec = self.records.get(name)
                 calls = rec.calls + 1 if rec else 1
                 self.records[name] = TracedModule(
-                    name, counter[0], calls, shape
+                    name, counter[0], calls, shape, type(output).__name__
                 )
 
             return hook
@@ -163,23 +166,108 @@ class BaseResolver:
 def infer_layout(
     model: nn.Module, layers: Sequence[str], trace: ForwardTrace
 ) -> TokenLayout:
-    """Guess a layout from the traced output rank of the first layer.
+    """Layout of the first layer from its traced output.
 
-    4-D outputs are taken as NCHW, 3-D as tokens with the backbone's
-    ``num_extra_tokens`` (0 when it has none).
+    3-D outputs are tokens with the backbone's ``num_extra_tokens`` (0 when
+    it has none); 4-D outputs are NCHW or NHWC, whichever is a spatial map
+    of this input (see :func:`spatial_layout`); anything else is refused.
+
+    Raises:
+        LayoutError: The output cannot be a map of this input.
     """
-    rec = trace.records.get(layers[0])
-    if rec is None:
-        raise ValueError(
-            f'Layer {layers[0]!r} does not run on this input, so '
-            'it cannot be explained. Pick a layer on the path to '
-            'the class scores.'
-        )
+    rec = check_traced_layer(layers[0], trace)
     if len(rec.shape) == 3:
         _, root = feature_root(model)
         extra = num_extra_tokens(root)
         return TokenLayout('tokens', extra, patch_embed_name(model))
-    return TokenLayout('nchw')
+    if len(rec.shape) == 4:
+        return spatial_layout(layers[0], rec.shape, trace.input_hw)
+    raise LayoutError(
+        f'Target layer {layers[0]!r} outputs shape {rec.shape}: neither a '
+        '(B, C, H, W) map nor (B, L, C) tokens, so it has no spatial map '
+        '(e.g. pooled features or class scores). Choose a layer before the '
+        'global pooling (layer names: model.named_modules()).'
+    )
+
+
+def check_traced_layer(name: str, trace: ForwardTrace) -> TracedModule:
+    """The trace record of a user's target layer, if it can give a map.
+
+    Args:
+        name (str): The layer's module name.
+        trace (ForwardTrace): A traced forward of this input.
+
+    Returns:
+        TracedModule: Its record.
+
+    Raises:
+        LayoutError: The layer did not run, returns no tensor, or returns a
+            batch other than the input's (window attention).
+    """
+    rec = trace.records.get(name)
+    if rec is None:
+        raise LayoutError(
+            f'Target layer {name!r} does not run on this input, so it '
+            'cannot be explained; layers that ran last: '
+            + ', '.join(r.name for r in trace.ordered()[-8:])
+        )
+    if not rec.shape:
+        raise LayoutError(
+            f'Target layer {name!r} returns a {rec.out_type}, not a tensor, '
+            'so it has no map. Choose one of its sub-layers (layer names: '
+            'model.named_modules()).'
+        )
+    if rec.shape[0] != trace.batch:
+        raise LayoutError(
+            f'Target layer {name!r} outputs a batch of {rec.shape[0]} for '
+            f'{trace.batch} image(s) (shape {rec.shape}; e.g. window '
+            'attention: batch = windows), so its maps cannot be assigned to '
+            'images. Choose a layer that keeps one sample per image.'
+        )
+    return rec
+
+
+def spatial_layout(
+    name: str,
+    shape: Sequence[int],
+    input_hw: Tuple[int, int],
+    prefer_nhwc: bool = False,
+) -> TokenLayout:
+    """NCHW or NHWC for a 4-D output, whichever is a map of this input.
+
+    Never guessed: a shape that neither reading makes a spatial map of this
+    input (see :func:`plausible_map`) is refused, e.g. a ``(B, 512, 1, 1)``
+    pooled output, which read channels-last would become 512 rows of
+    stripes.
+
+    Args:
+        name (str): The layer's name, for the error.
+        shape (Sequence[int]): Its 4-D output shape.
+        input_hw (tuple[int, int]): The network input's ``(H, W)``.
+        prefer_nhwc (bool): The reading to take when both fit (the
+            family's own kind). Defaults to False (NCHW).
+
+    Returns:
+        TokenLayout: ``'nchw'`` or ``'nhwc'``.
+
+    Raises:
+        LayoutError: Naming both readings and the input size.
+    """
+    b, d1, d2, d3 = (int(v) for v in shape)
+    nchw = plausible_map((b, d1, d2, d3), input_hw)
+    nhwc = plausible_map((b, d3, d1, d2), input_hw)
+    if nchw and nhwc:
+        return TokenLayout('nhwc' if prefer_nhwc else 'nchw')
+    if nchw or nhwc:
+        return TokenLayout('nchw' if nchw else 'nhwc')
+    raise LayoutError(
+        f'Target layer {name!r} outputs shape {tuple(shape)}: as (B, C, H, W) '
+        f'that is a {d2}x{d3} map, as (B, H, W, C) a {d1}x{d2} map, and '
+        f'neither is a spatial map of this {input_hw[0]}x{input_hw[1]} input '
+        '(more than 1x1, no larger than the input, about the same stride '
+        'in both directions). Choose an earlier layer, before any global '
+        'pooling (layer names: model.named_modules()).'
+    )
 
 
 def patch_embed_name(model: nn.Module) -> Optional[str]:
@@ -193,18 +281,17 @@ def patch_embed_name(model: nn.Module) -> Optional[str]:
 def find_resolver(model: nn.Module) -> BaseResolver:
     """The registered resolver for this model's backbone class (MRO walk).
 
-    A resolver's ``backbones`` may name a class (``'ResNet'``) or a class
+    A resolver's ``backbones`` may name a class (``'ResNet'``), a class
     qualified by its top-level package (``'timm.VisionTransformer'``), which
-    is tried first: timm and MMPretrain share class names.
+    is tried first: timm and MMPretrain share class names, or every class
+    of a package (``'timm.*'``), tried last.
     """
     _, root = feature_root(model)
     # Latest registration first, so a user's resolver overrides ours.
     resolvers = list(TARGET_RESOLVERS.module_dict.values())[::-1]
     for cls in type(root).__mro__:
-        for key in (
-            f'{cls.__module__.split(".")[0]}.{cls.__name__}',
-            cls.__name__,
-        ):
+        package = cls.__module__.split('.')[0]
+        for key in (f'{package}.{cls.__name__}', cls.__name__, f'{package}.*'):
             for resolver_cls in resolvers:
                 if key in getattr(resolver_cls, 'backbones', ()):
                     return resolver_cls()
@@ -230,13 +317,7 @@ def resolve_targets(
     trace = ForwardTrace(model, inputs[:1])
     resolver = find_resolver(model)
     if target_layers:
-        for name in target_layers:
-            get_module(model, name)
-        spec = TargetSpec(
-            list(target_layers),
-            resolver.layout(model, target_layers, trace),
-            'chosen by the user',
-        )
+        spec = user_spec(model, resolver, list(target_layers), trace)
     else:
         spec = resolver.resolve(model, trace)
         print_log(
@@ -246,7 +327,7 @@ def resolve_targets(
         )
     for name in spec.layers:
         if not trace.ran(name):
-            raise ValueError(
+            raise LayoutError(
                 f'Target layer {name!r} does not run on this input; layers '
                 'that ran last: '
                 + ', '.join(r.name for r in trace.ordered()[-8:])
@@ -254,3 +335,45 @@ def resolve_targets(
     if num_extra_tokens is not None and spec.layout.kind == 'tokens':
         spec.layout = replace(spec.layout, num_extra_tokens=num_extra_tokens)
     return spec
+
+
+def user_spec(
+    model: nn.Module,
+    resolver: BaseResolver,
+    layers: List[str],
+    trace: ForwardTrace,
+) -> TargetSpec:
+    """The spec of user-chosen layers, each checked against this input.
+
+    Every layer must exist, run, return a tensor of the input's batch and
+    be a spatial map or token sequence of this input; all must share one
+    layout kind (their maps are averaged).
+
+    Args:
+        model (nn.Module): The classifier.
+        resolver (BaseResolver): The model's resolver (it knows the
+            family's layout).
+        layers (list[str]): The user's module names.
+        trace (ForwardTrace): A traced forward of this input.
+
+    Returns:
+        TargetSpec: The layers and their layout.
+
+    Raises:
+        LayerNotFoundError: A name does not exist (close matches listed).
+        LayoutError: A layer cannot give a map of this input.
+    """
+    for name in layers:
+        get_module(model, name)
+        check_traced_layer(name, trace)
+    layout = resolver.layout(model, layers, trace)
+    for name in layers:
+        own = resolver.layout(model, [name], trace)
+        if own.kind != layout.kind:
+            raise LayoutError(
+                f'Target layers {layers} mix layouts: {layers[0]!r} is '
+                f'{layout.kind} {trace.records[layers[0]].shape}, {name!r} '
+                f'is {own.kind} {trace.records[name].shape}. Their maps are '
+                'averaged, so choose layers of one kind.'
+            )
+    return TargetSpec(layers, layout, 'chosen by the user')

@@ -5,6 +5,7 @@ from typing import Optional
 from mmengine.logging import print_log
 from torch import nn
 
+from ..errors import LayoutError
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout, solve_grid
 from ..utils.model import feature_root, num_extra_tokens
@@ -33,9 +34,10 @@ class GenericResolver(BaseResolver):
         tokens = self._last_tokens(trace, prefix, extra)
         order = {n: trace.records[n].order for n in (spatial, tokens) if n}
         if not order:
-            raise ValueError(
+            raise LayoutError(
                 f'Found no spatial or token layer under {prefix!r} of '
-                f'{type(model).__name__}; pass --target-layers.'
+                f'{type(model).__name__}; pass target_layers (layer names: '
+                'model.named_modules()).'
             )
         name = max(order, key=order.__getitem__)
         if name == spatial:
@@ -53,7 +55,7 @@ class GenericResolver(BaseResolver):
         print_log(
             f'[mmcam_ext] No resolver for {type(root).__name__}; '
             f'generic fallback chose {spec.layers}. Pass '
-            '--target-layers to choose another.',
+            'target_layers to choose another.',
             logger='current',
         )
         return spec

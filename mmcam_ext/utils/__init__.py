@@ -4,12 +4,20 @@ Nothing here knows about CAM methods, resolvers or the engine; ``methods/``,
 ``resolvers/`` and ``apis/`` import from here, never the other way round.
 """
 
+from .backbone_facts import (
+    FAMILY_FACTS,
+    AttentionFacts,
+    BackboneFacts,
+    find_facts,
+    head_tokens,
+)
 from .capture import GridCapture, LayerCapture, eval_mode, frozen_parameters
 from .image import CHANNEL_ORDERS, class_text, to_rgb
 from .maps import combine_layers, normalize_maps, resize_maps, spatial_size
 from .model import (
     ClassifierLogits,
     classifier_logits,
+    expand_path,
     feature_root,
     get_module,
     num_extra_tokens,
@@ -18,6 +26,11 @@ from .model import (
 )
 
 __all__ = [
+    'FAMILY_FACTS',
+    'AttentionFacts',
+    'BackboneFacts',
+    'find_facts',
+    'head_tokens',
     'GridCapture',
     'LayerCapture',
     'eval_mode',
@@ -31,6 +44,7 @@ __all__ = [
     'spatial_size',
     'ClassifierLogits',
     'classifier_logits',
+    'expand_path',
     'feature_root',
     'get_module',
     'num_extra_tokens',

@@ -7,7 +7,7 @@ and its modules by name.
 
 import difflib
 import inspect
-from typing import Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ __all__ = [
     'takes_mode',
     'unwrap_model',
     'num_extra_tokens',
+    'expand_path',
 ]
 
 
@@ -180,3 +181,45 @@ def get_module(model: nn.Module, name: str) -> nn.Module:
     raise LayerNotFoundError(
         f'No layer named {name!r} in {type(model).__name__}. {hint}'
     )
+
+
+def expand_path(model: nn.Module, prefix: str, path: str) -> Optional[str]:
+    """Full module name for a facts path, or ``None`` if it does not exist.
+
+    Negative integer parts index from the end of a container, so a fact
+    holds for every depth of a family (``layers.-1`` is the last block of a
+    12- or a 24-block ViT). A leading ``/`` starts at the classifier instead
+    of the feature extractor.
+
+    Args:
+        model (nn.Module): The classifier (or the module ``prefix`` is in).
+        prefix (str): Name of the feature extractor (``'backbone'``), or
+            ``''``.
+        path (str): The facts path.
+
+    Returns:
+        str | None: The module name, or ``None`` when it does not exist.
+    """
+    if path.startswith('/'):
+        prefix, path = '', path[1:]
+    # Any: a part may name any attribute (checked below), and containers
+    # are sized and indexed by duck typing.
+    module: Any = model.get_submodule(prefix) if prefix else model
+    names = [prefix] if prefix else []
+    for part in path.split('.'):
+        if part.lstrip('-').isdigit():
+            index = int(part)
+            if not hasattr(module, '__len__') or not (
+                -len(module) <= index < len(module)
+            ):
+                return None
+            part = str(index % len(module))
+        module = (
+            getattr(module, part, None)
+            if not part.isdigit()
+            else (module[int(part)])
+        )
+        if not isinstance(module, nn.Module):
+            return None
+        names.append(part)
+    return '.'.join(names)

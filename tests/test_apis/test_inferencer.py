@@ -10,6 +10,7 @@ from mmengine.dataset import Compose, default_collate
 
 from mmcam_ext.apis import CAMEngine, CAMInferencer, ImageLoadError
 from mmcam_ext.apis.data import list_images, unique_prefix
+from mmcam_ext.errors import ConfigError
 
 
 @pytest.fixture(scope='module')
@@ -104,7 +105,7 @@ def test_corrupt_and_missing_images_give_clear_errors(inferencer, tmp_path):
 def test_model_forms(small_setup):
     from mmpretrain import get_model
 
-    with pytest.raises(FileNotFoundError, match='nope.py'):
+    with pytest.raises(ConfigError, match='nope.py'):
         CAMInferencer('nope.py')
     built = get_model(small_setup['config'])
     inf = CAMInferencer(built, pretrained=small_setup['ckpt'])

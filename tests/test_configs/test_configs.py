@@ -40,7 +40,7 @@ def test_cam_config_parses_and_builds_hook(name, backbone):
     assert hook.methods
 
 
-@pytest.mark.parametrize('arch', ['cnn', 'vit'])
+@pytest.mark.parametrize('arch', ['cnn', 'vit', 'swin'])
 def test_shapes_configs_build_models(tmp_path, arch):
     import torch
     from mmpretrain.registry import MODELS
@@ -65,5 +65,5 @@ def test_shapes_configs_build_models(tmp_path, arch):
 def test_shapes_config_rejects_unknown_arch(tmp_path):
     from benchmarks.datasets.shapes_train import shapes_config
 
-    with pytest.raises(ValueError, match="'cnn', 'vit'"):
+    with pytest.raises(ValueError, match="'cnn', 'swin', 'vit'"):
         shapes_config('mlp', str(tmp_path))

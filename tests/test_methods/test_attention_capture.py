@@ -1,4 +1,5 @@
-"""Attention capture: same outputs, recorded probabilities, clean restore."""
+"""Attention capture: same outputs, recorded probabilities, clean restore,
+and a clear error for every family the methods cannot follow."""
 
 import functools
 
@@ -6,11 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from mmcam_ext.methods.attention_capture import (
-    ATTENTION_FACTS,
-    AttentionCapture,
+from mmcam_ext.errors import ModelError
+from mmcam_ext.methods.attention_capture import AttentionCapture
+from mmcam_ext.utils.backbone_facts import FAMILY_FACTS
+from tests.helpers.attention_models import (
+    NON_SQUARE_OK,
+    TIMM,
+    TIMM_SIZE,
+    TINY,
+    timm_classifier,
+    tiny_classifier,
 )
-from tests.helpers.attention_models import NON_SQUARE_OK, TINY, tiny_classifier
+from tests.helpers.models import build_classifier
+from tests.helpers.zoo_cases import ZOO_CASES
 
 
 def _logits(model, x):
@@ -18,35 +27,82 @@ def _logits(model, x):
         return model(x, mode='tensor')
 
 
-@pytest.mark.parametrize('kind', [k for k in TINY if k != 'swin'])
-@pytest.mark.parametrize('size', [(32, 32), (32, 48)])
-def test_capture_keeps_outputs(kind, size):
+def _build(kind):
+    return tiny_classifier(kind) if kind in TINY else timm_classifier(kind)
+
+
+@pytest.mark.parametrize('kind', [*TINY, *TIMM])
+@pytest.mark.parametrize('size', [(32, 32), (40, 24)])
+def test_capture_keeps_outputs_and_records_probabilities(kind, size):
     if size != (32, 32) and kind not in NON_SQUARE_OK:
         pytest.skip(f'{kind} runs only at its training size')
-    model = tiny_classifier(kind)
+    size = TIMM_SIZE.get(kind, size)
+    model = _build(kind)
     x = torch.randn(2, 3, *size)
     before = _logits(model, x)
     with AttentionCapture(model) as cap:
         during = _logits(model, x)
-        attns = cap.collected()
-    assert torch.allclose(before, during, atol=1e-5), kind
-    grid = cap.grid
-    tokens = grid[0] * grid[1] + cap.num_extra_tokens
-    assert len(attns) == 2
-    for attn in attns:
-        assert attn.shape == (2, 2, tokens, tokens)
+        blocks = cap.collected()
+    torch.testing.assert_close(before, during, atol=1e-5, rtol=1e-5)
+    assert blocks
+    for block in blocks:
+        attn, geom = block.attn, block.geometry
+        assert attn.shape[0] == 2 and attn.shape[1] == len(geom.query_index)
+        assert attn.shape[-2:] == (
+            geom.query_index.shape[1],
+            geom.key_index.shape[1],
+        )
         # Probabilities: non-negative rows that sum to one.
         assert bool((attn >= 0).all())
-        assert torch.allclose(attn.sum(-1), torch.ones(()), atol=1e-5)
+        torch.testing.assert_close(
+            attn.sum(-1), torch.ones_like(attn[..., 0]), atol=1e-5, rtol=0
+        )
+        # Every token is a key somewhere; padding maps to no token.
+        keys = geom.key_index[geom.key_index >= 0].unique()
+        assert keys.tolist() == list(range(geom.key_space.size))
 
 
 def test_grid_and_extra_tokens_follow_the_input():
     model = tiny_classifier('deit_distilled')
     with AttentionCapture(model) as cap:
         _logits(model, torch.randn(2, 3, 32, 48))
-    assert cap.grid == (4, 6)
-    assert cap.num_extra_tokens == 2
-    assert cap.collected()[0].shape[-1] == 4 * 6 + 2
+    space = cap.collected()[0].space
+    assert space.grid == (4, 6) and space.extra == 2
+    assert cap.head_tokens == 2  # DeiT's head averages cls and dist tokens
+    assert cap.collected()[0].attn.shape[-1] == 4 * 6 + 2
+
+
+@pytest.mark.parametrize(
+    'kind,extra,head',
+    [
+        ('timm_vit', 1, 1),
+        ('timm_vit_reg', 5, 1),
+        ('timm_deit_distilled', 2, 2),
+    ],
+)
+def test_timm_prefix_tokens_and_what_the_head_reads(kind, extra, head):
+    model = timm_classifier(kind)
+    with AttentionCapture(model) as cap:
+        _logits(model, torch.randn(1, 3, 32, 32))
+    assert {b.space for b in cap.collected()} == {cap.collected()[0].space}
+    assert cap.collected()[0].space.extra == extra
+    assert cap.head_tokens == head  # register tokens are not read
+
+
+def test_volo_stages_are_recorded_in_forward_order():
+    model = timm_classifier('timm_volo')
+    with AttentionCapture(model) as cap:
+        _logits(model, torch.randn(1, 3, 64, 64))
+    kinds = [
+        type(model.model.get_submodule(b.name)).__name__
+        for b in cap.collected()
+    ]
+    first_class = kinds.index('ClassAttention')
+    assert kinds[0] == 'OutlookAttention' and kinds[-1] == 'ClassAttention'
+    assert set(kinds[first_class:]) == {'ClassAttention'}
+    spaces = [b.space for b in cap.collected()]
+    assert spaces[0].grid == (8, 8) and spaces[-1].grid == (4, 4)
+    assert spaces[-1].extra == 1 and cap.head_tokens == 1
 
 
 def _hand_attention(model, x):
@@ -82,7 +138,7 @@ def test_recorded_attention_matches_hand_computation():
     with AttentionCapture(model) as cap:
         _logits(model, x)
     for got, want in zip(cap.collected(), expected):
-        np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+        np.testing.assert_allclose(got.raw.numpy(), want, atol=1e-5)
 
 
 def test_qk_scale_attention_function_is_reproduced():
@@ -120,14 +176,41 @@ def _model_state(model):
     return state
 
 
-@pytest.mark.parametrize('kind', ['vit', 'beit', 'eva02', 't2t'])
+@pytest.mark.parametrize(
+    'kind', ['vit', 'beit', 'eva02', 't2t', 'swin', 'twins_svt', *TIMM]
+)
 def test_capture_restores_modules(kind):
-    model = tiny_classifier(kind)
+    model = _build(kind)
     before = _model_state(model)
     with AttentionCapture(model):
         assert _model_state(model) != before  # something was swapped/tapped
-        _logits(model, torch.randn(1, 3, 32, 32))
+        _logits(model, torch.randn(1, 3, *TIMM_SIZE.get(kind, (32, 32))))
     assert _model_state(model) == before
+
+
+def _fused_flags(model):
+    return {
+        name: m.__dict__.get('fused_attn', 'unset')
+        for name, m in model.named_modules()
+        if hasattr(m, 'fused_attn')
+    }
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_timm_fused_attention_is_switched_off_and_restored(fused):
+    model = timm_classifier('timm_vit')
+    for m in model.modules():
+        if hasattr(m, 'fused_attn'):
+            m.fused_attn = fused
+    before = _fused_flags(model)
+    x = torch.randn(2, 3, 32, 32)
+    plain = _logits(model, x)
+    with AttentionCapture(model):
+        assert set(_fused_flags(model).values()) == {False}
+        during = _logits(model, x)
+    assert _fused_flags(model) == before
+    torch.testing.assert_close(plain, during, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(plain, _logits(model, x), atol=0, rtol=0)
 
 
 def test_capture_restores_modules_on_error():
@@ -148,22 +231,51 @@ def test_collected_refuses_missing_forward():
         cap.collected()
 
 
-def test_windowed_attention_points_to_gradient_methods():
-    model = tiny_classifier('swin')
-    with pytest.raises(ValueError, match='SwinTransformer.*windows.*gradcam'):
+UNSUPPORTED = {
+    'MViT': 'pooled by learned',
+    'TNT': 'nested pixel',
+    'Conformer': 'CNN branch',
+    'EdgeNeXt': 'over channels',
+    'MobileViT': 'convolutional',
+    'ResNet': 'no token-to-token attention',
+}
+
+
+@pytest.mark.parametrize('family', sorted(UNSUPPORTED))
+def test_unsupported_families_say_which_and_why(family):
+    case = next(c for c in ZOO_CASES if c.family == family)
+    model = build_classifier(case.model_config())
+    with pytest.raises(ModelError) as err:
         AttentionCapture(model)
+    message = str(err.value)
+    name = type(model.backbone).__name__
+    assert f'cannot follow {name}' in message
+    assert UNSUPPORTED[family] in message and 'gradcam' in message
+
+
+def test_every_family_row_states_its_attention():
+    """Each row either records attention or says why it cannot."""
+    for name, facts in FAMILY_FACTS.items():
+        attention = facts.attention
+        assert attention.modules or attention.unsupported, name
+        assert not (attention.modules and attention.unsupported), name
 
 
 def test_unknown_backbone_lists_supported_families():
     from mmpretrain.models import ImageClassifier
+    from torch import nn
+
+    class Custom(nn.Module):
+        def forward(self, x):
+            return (x.mean((2, 3), keepdim=True),)
 
     model = ImageClassifier(
         backbone=dict(type='ResNet', depth=18),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=512),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=3),
     )
-    with pytest.raises(ValueError) as err:
+    model.backbone = Custom()
+    with pytest.raises(ModelError) as err:
         AttentionCapture(model)
     message = str(err.value)
-    assert 'ResNet' in message and 'gradcam' in message
-    assert all(name in message for name in ATTENTION_FACTS)
+    assert 'Custom' in message and 'gradcam' in message
+    assert 'SwinTransformer' in message and 'PCPVT' in message

@@ -18,7 +18,14 @@ from mmcam_ext.methods.attention import (
     relevance,
     rollout,
 )
-from tests.helpers.attention_models import tiny_classifier
+from mmcam_ext.methods.attention_capture import AttentionCapture
+from tests.helpers.attention_models import (
+    TIMM,
+    TIMM_SIZE,
+    WINDOWED,
+    timm_classifier,
+    tiny_classifier,
+)
 
 # One head, cls + 2 patches. The cls token attends half to itself, half to
 # patch 1; patches attend to themselves.
@@ -162,11 +169,10 @@ def test_distilled_deit_reads_cls_and_dist_rows():
     sal, grid = build_method('attention_rollout').patch_saliency(
         model, x, None
     )
-    from mmcam_ext.methods.attention_capture import AttentionCapture
-
     with AttentionCapture(model) as cap, torch.no_grad():
         model(x, mode='tensor')
-    joint = np_rollout([t.double().numpy() for t in cap.collected()])
+        blocks = cap.collected()
+    joint = np_rollout([b.raw.double().numpy() for b in blocks])
     # Both extra tokens feed DeiT's head: average their rows; patches
     # start after the two extra tokens.
     want = joint[:, 0:2, 2:].mean(1)
@@ -194,8 +200,9 @@ def test_rollout_is_class_agnostic():
 
 
 @pytest.mark.parametrize('name', ['grad_attention', 'attention_relevance'])
-def test_batch_gives_each_sample_its_own_target(name):
-    model = tiny_classifier('vit')
+@pytest.mark.parametrize('kind', ['vit', 'swin'])
+def test_batch_gives_each_sample_its_own_target(name, kind):
+    model = tiny_classifier(kind)
     x = torch.randn(2, 3, 32, 32)
     method = build_method(name)
     batch, _ = method.patch_saliency(model, x, torch.tensor([0, 2]))
@@ -206,7 +213,9 @@ def test_batch_gives_each_sample_its_own_target(name):
         assert torch.allclose(batch[i], single[0], rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize('kind', ['vit', 'deit_distilled', 'eva02', 't2t'])
+@pytest.mark.parametrize(
+    'kind', ['vit', 'deit_distilled', 'eva02', 't2t', *WINDOWED]
+)
 def test_non_square_input_uses_real_grid(kind):
     model = tiny_classifier(kind)
     x = torch.randn(2, 3, 32, 48)
@@ -214,6 +223,7 @@ def test_non_square_input_uses_real_grid(kind):
         model, x, torch.tensor([0, 1])
     )
     assert grid[1] > grid[0] and sal.shape == (2, grid[0] * grid[1])
+    assert grid[1] / grid[0] == 1.5  # the input's aspect
     result = CAMEngine(model).explain(x, methods=['attention_relevance'])
     maps = result.maps['AttentionRelevance']
     assert maps.shape == (2, 1, 32, 48)
@@ -221,12 +231,23 @@ def test_non_square_input_uses_real_grid(kind):
 
 @pytest.mark.parametrize(
     'kind',
-    ['vit', 'deit_distilled', 'deit3', 'beit', 'eva02', 't2t', 'revvit'],
+    [
+        'vit',
+        'deit_distilled',
+        'deit3',
+        'beit',
+        'eva02',
+        't2t',
+        'revvit',
+        *WINDOWED,
+        *TIMM,
+    ],
 )
 def test_engine_runs_attention_methods_next_to_gradcam(kind):
-    model = tiny_classifier(kind)
+    model = timm_classifier(kind) if kind in TIMM else tiny_classifier(kind)
     flags = [p.requires_grad for p in model.parameters()]
-    x = torch.randn(2, 3, 32, 32)
+    size = TIMM_SIZE.get(kind, (32, 32))
+    x = torch.randn(2, 3, *size)
     result = CAMEngine(model).explain(
         x,
         methods=[
@@ -243,7 +264,7 @@ def test_engine_runs_attention_methods_next_to_gradcam(kind):
         'GradCAM',
     }
     for name, maps in result.maps.items():
-        assert maps.shape == (2, 1, 32, 32), name
+        assert maps.shape == (2, 1, *size), name
         assert np.isfinite(maps).all() and maps.min() >= 0
         assert maps.max() <= 1 + 1e-6, name
         # Each map spans [0, 1]: not blank.
@@ -252,12 +273,21 @@ def test_engine_runs_attention_methods_next_to_gradcam(kind):
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_methods_refuse_windowed_backbones():
-    model = tiny_classifier('swin')
-    with pytest.raises(ValueError, match='gradcam'):
-        build_method('grad_attention').patch_saliency(
-            model, torch.randn(1, 3, 32, 32), torch.tensor([0])
-        )
+def test_timm_register_tokens_are_dropped_and_only_cls_is_read():
+    """ViT with 4 register tokens: the head reads token 0 only."""
+    model = timm_classifier('timm_vit_reg')
+    x = torch.randn(2, 3, 32, 32)
+    sal, grid = build_method('attention_rollout').patch_saliency(
+        model, x, None
+    )
+    with AttentionCapture(model) as cap, torch.no_grad():
+        model(x, mode='tensor')
+        blocks = cap.collected()
+    joint = np_rollout([b.raw.double().numpy() for b in blocks])
+    assert grid == (4, 4) and sal.shape == (2, 16)
+    np.testing.assert_allclose(
+        sal.double().numpy(), joint[:, 0, 5:], rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from mmcam_ext.resolvers import (
     BaseResolver,
     ForwardTrace,
     GenericResolver,
+    TimmResolver,
     find_resolver,
     generic,
     plausible_map,
@@ -205,15 +206,87 @@ def test_user_registered_resolver_is_picked_up(tiny_classifier):
         TARGET_RESOLVERS._module_dict.pop('TinyNetResolver')
 
 
+TIMM_CASES = [
+    # name, constructor overrides, input, layer, layout kind, extra tokens
+    ('resnet18', {}, (96, 64), 'model.layer4', 'nchw', 0),
+    # feature_info ends at blocks.6; conv_head/bn2 keep its 3x2 map.
+    ('tf_efficientnet_lite0', {}, (96, 64), 'model.bn2', 'nchw', 0),
+    # norm_pre (an Identity here) follows stages.3 with the same map.
+    ('convnext_atto', {}, (96, 64), 'model.norm_pre', 'nchw', 0),
+    (
+        'vit_tiny_patch16_224',
+        {},
+        (224, 224),
+        'model.blocks.11.norm1',
+        'tokens',
+        1,
+    ),
+    (
+        'vit_tiny_patch16_224',
+        dict(img_size=64, reg_tokens=4, no_embed_class=True),
+        (64, 64),
+        'model.blocks.11.norm1',
+        'tokens',
+        5,
+    ),
+    (
+        'vit_tiny_patch16_224',
+        dict(img_size=64, global_pool='avg'),
+        (64, 64),
+        'model.norm',
+        'tokens',
+        1,
+    ),
+    (
+        'deit_tiny_distilled_patch16_224',
+        dict(img_size=64),
+        (64, 64),
+        'model.blocks.11.norm1',
+        'tokens',
+        2,
+    ),
+    # Channels-last stages: the final norm keeps the last stage's map.
+    (
+        'swin_tiny_patch4_window7_224',
+        dict(img_size=128, window_size=4),
+        (128, 128),
+        'model.norm',
+        'nhwc',
+        0,
+    ),
+    ('volo_d1_224', dict(img_size=64), (64, 64), 'model.network.4', 'nhwc', 0),
+]
+
+
 @pytest.mark.parametrize(
-    'name,size,layer',
-    [
-        ('resnet18', (96, 64), 'model.layer4'),
-        ('tf_efficientnet_lite0', (96, 64), 'model.bn2'),  # the demo's model
-        ('vit_tiny_patch16_224', (224, 224), 'model.blocks.11.norm1'),
-    ],
+    'name,kwargs,size,layer,kind,extra',
+    TIMM_CASES,
+    ids=[f'{c[0]}{"+" if c[1] else ""}' for c in TIMM_CASES],
 )
-def test_timm_classifier(name, size, layer):
-    model = TimmClassifier(model_name=name, num_classes=10).eval()
+def test_timm_classifier(name, kwargs, size, layer, kind, extra):
+    """Zero-flag layers from timm's own metadata, no list of class names."""
+    model = TimmClassifier(
+        model_name=name, num_classes=10, pretrained=False, **kwargs
+    ).eval()
+    assert isinstance(find_resolver(model), TimmResolver)
     spec = check_layer_choice(model, torch.randn(2, 3, *size))
     assert spec.layers == [layer]
+    assert spec.layout.kind == kind
+    assert spec.layout.num_extra_tokens == extra
+
+
+def test_a_user_resolver_for_a_timm_class_beats_the_metadata():
+    @TARGET_RESOLVERS.register_module()
+    class MyTimmViT(BaseResolver):
+        backbones = ('timm.VisionTransformer',)
+
+        def resolve(self, model, trace):
+            return TargetSpec(['model.blocks.0'], TokenLayout('tokens', 1))
+
+    try:
+        model = TimmClassifier(
+            model_name='vit_tiny_patch16_224', num_classes=3, img_size=32
+        )
+        assert isinstance(find_resolver(model), MyTimmViT)
+    finally:
+        TARGET_RESOLVERS._module_dict.pop('MyTimmViT')

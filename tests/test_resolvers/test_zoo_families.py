@@ -11,8 +11,7 @@ import torch
 from mmpretrain.registry import MODELS
 
 from mmcam_ext.resolvers import find_resolver
-from mmcam_ext.resolvers.facts import FAMILY_FACTS, find_facts
-from mmcam_ext.resolvers.vit import VIT_FACTS
+from mmcam_ext.utils.backbone_facts import FAMILY_FACTS, find_facts
 from tests.helpers.layers import check_layer_choice, variance_preserving_init
 from tests.helpers.models import build_classifier
 from tests.helpers.zoo_cases import ZOO_CASES
@@ -36,10 +35,11 @@ def test_every_zoo_family_has_a_row(case):
     """No zoo family falls to the generic fallback (no build needed)."""
     backbone_type = case.model_config().model.backbone.type
     names = {c.__name__ for c in MODELS.get(backbone_type).__mro__}
-    assert names & (set(VIT_FACTS) | set(FAMILY_FACTS)), backbone_type
+    assert names & set(FAMILY_FACTS), backbone_type
 
 
 def test_find_resolver_is_not_generic_for_a_zoo_model():
     model = build_classifier('resnet18_8xb32_in1k')
     assert type(find_resolver(model)).__name__ == 'FamilyResolver'
-    assert find_facts(model.backbone).layer is None
+    facts = find_facts(model.backbone)
+    assert facts is not None and facts.layer is None

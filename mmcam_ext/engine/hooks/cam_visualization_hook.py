@@ -24,6 +24,7 @@ from typing import (
     Dict,
     Iterator,
     List,
+    Mapping,
     Optional,
     Sequence,
     Set,
@@ -43,7 +44,7 @@ from torch import nn
 
 from ...apis.cam_engine import CAMEngine
 from ...fileio.cam_dump import merge_rows, write_index, write_png
-from ...methods.base import build_method
+from ...methods.base import BaseCAMMethod, MethodLike, build_method
 from ...registry import HOOKS
 from ...utils.image import to_rgb
 from ...visualization.cam_visualizer import CAMVisualizer
@@ -96,8 +97,11 @@ class CAMVisualizationHook(Hook):
     the epoch (epoch-based) or iteration as step.
 
     Args:
-        methods: CAM method name(s), e.g. ``'gradcam'`` or
-            ``['gradcam', 'layercam']`` (see ``mmcam_ext.methods``).
+        methods: CAM method name(s) or config dict(s), e.g. ``'gradcam'``,
+            ``['gradcam', 'layercam']`` or
+            ``[dict(type='rollout', head_fusion='max')]``; a dict's other
+            keys are the method's constructor options (see
+            ``mmcam_ext.methods``).
         target: Explain the ``'pred'``-icted class, the ``'gt'`` class or
             ``'both'``.
         samples: :class:`SampleSelection` fields as a dict.
@@ -115,7 +119,7 @@ class CAMVisualizationHook(Hook):
 
     def __init__(
         self,
-        methods: Union[str, Sequence[str]] = ('gradcam',),
+        methods: Union[MethodLike, Sequence[MethodLike]] = ('gradcam',),
         target: str = 'pred',
         samples: SamplesLike = None,
         output: OutputLike = None,
@@ -124,11 +128,15 @@ class CAMVisualizationHook(Hook):
         phases: Union[str, Sequence[str]] = PHASES,
         strict: bool = False,
     ) -> None:
-        self.methods = [methods] if isinstance(methods, str) else list(methods)
+        self.methods: List[MethodLike] = (
+            [methods]
+            if isinstance(methods, (str, Mapping, BaseCAMMethod))
+            else list(methods)
+        )
         if not self.methods:
             raise ValueError('methods is empty: name at least one CAM method.')
-        for name in self.methods:
-            build_method(name)  # unknown names fail now, listing valid ones
+        for method in self.methods:
+            build_method(method)  # unknown names/options fail now
         if target not in TARGET_KINDS:
             raise ValueError(
                 f'target must be one of {TARGET_KINDS}, got {target!r}.'

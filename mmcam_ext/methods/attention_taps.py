@@ -1,0 +1,215 @@
+"""How the attention probabilities of one module are recorded.
+
+Each tap installs itself on a module and returns a function that undoes it;
+nothing stays on the model after that (no hook, no attribute). The recorded
+tensor is the one the model goes on computing with, so it stays in the
+autograd graph: ``torch.autograd.grad(score, recorded)`` gives ``∂y/∂A``.
+
+* :func:`swap_sdpa`: MMPretrain's ``MultiheadAttention`` (and Twins'
+  sub-sampled attention) call ``F.scaled_dot_product_attention`` through an
+  instance attribute, which never materialises the probabilities; it is
+  replaced by an explicit ``softmax(QKᵀ · scale) @ V``.
+* :func:`tap_dropout`: classes that compute explicit probabilities and pass
+  them through ``attn_drop`` (BEiT, EVA-02, Swin's window attention, timm's
+  unfused path, ...) are tapped at that dropout's output.
+* :func:`tap_softmax`: classes that call ``Tensor.softmax`` with no module
+  after it (TinyViT, ViT-SAM, EfficientFormer) are tapped with a
+  ``TorchFunctionMode`` active only during that module's forward.
+* :func:`unfuse_timm`: timm modules pick the fused kernel through their
+  ``fused_attn`` flag at call time; it is set to ``False`` for the capture
+  and restored exactly (the unfused path computes the same values).
+"""
+
+import functools
+import math
+from typing import Callable, List
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ..errors import ModelError
+
+__all__ = [
+    'Record',
+    'Restore',
+    'swap_sdpa',
+    'tap_dropout',
+    'tap_softmax',
+    'unfuse_timm',
+]
+
+Restore = Callable[[], None]
+Record = Callable[[torch.Tensor], None]
+
+
+def _sdpa_scale(original: Callable) -> Callable[[torch.Tensor], float]:
+    """The logit multiplier ``original`` applies, as a function of ``q``.
+
+    ``F.scaled_dot_product_attention`` multiplies by ``d ** -0.5``.
+    MMPretrain's ``scaled_dot_product_attention_pyimpl`` (used when
+    ``qk_scale`` is set) *divides* by its ``scale`` argument, which the
+    module sets to ``d ** -0.5``; that is reproduced as is, so outputs stay
+    equal.
+    """
+    from mmpretrain.models.utils.attention import (
+        scaled_dot_product_attention_pyimpl as pyimpl,
+    )
+
+    if original is F.scaled_dot_product_attention:
+        return lambda q: q.size(-1) ** -0.5
+    func, kwargs = original, {}
+    if isinstance(original, functools.partial):
+        func, kwargs = original.func, original.keywords
+    if func is pyimpl:
+        return lambda q: 1.0 / (kwargs.get('scale') or math.sqrt(q.size(-1)))
+    raise ModelError(
+        f'MultiheadAttention calls an unknown attention function '
+        f'{original!r}; cannot reproduce it explicitly.'
+    )
+
+
+def swap_sdpa(module: nn.Module, record: Record) -> Restore:
+    """Replace ``module.scaled_dot_product_attention`` by an explicit one.
+
+    Args:
+        module (nn.Module): An MMPretrain ``MultiheadAttention``.
+        record (Callable): Receives the probabilities ``(B, heads, Nq, Nk)``.
+
+    Returns:
+        Callable: Restores the original function.
+    """
+    original = module.__dict__.get('scaled_dot_product_attention')
+    if original is None:
+        raise ModelError(
+            f'{type(module).__name__} has no instance attribute '
+            'scaled_dot_product_attention to swap.'
+        )
+    scale_of = _sdpa_scale(original)
+
+    def explicit(query, key, value, attn_mask=None, dropout_p=0.0, **kwargs):
+        if attn_mask is not None or kwargs.get('is_causal'):
+            raise ModelError(
+                'Attention masks are not supported by the attention capture.'
+            )
+        logits = (query @ key.transpose(-2, -1)) * scale_of(query)
+        attn = logits.softmax(dim=-1)
+        record(attn)
+        if dropout_p > 0:
+            attn = torch.dropout(attn, dropout_p, True)
+        return attn @ value
+
+    # torch annotates Module.__setattr__ for tensors and modules only; any
+    # other value is stored as a plain attribute, as intended here.
+    module.scaled_dot_product_attention = explicit  # type: ignore[assignment]
+
+    def restore() -> None:
+        module.scaled_dot_product_attention = original
+
+    return restore
+
+
+def tap_dropout(module: nn.Module, record: Record) -> Restore:
+    """Record the explicit probabilities an ``nn.Dropout`` receives.
+
+    Args:
+        module (nn.Module): The attention's ``attn_drop``.
+        record (Callable): Receives the probabilities.
+
+    Returns:
+        Callable: Removes the hook.
+    """
+    if not isinstance(module, nn.Dropout):
+        raise ModelError(
+            f'{type(module).__name__} is not an nn.Dropout; cannot tap its '
+            'attention.'
+        )
+    handle = module.register_forward_hook(lambda mod, args, out: record(out))
+    return handle.remove
+
+
+_SOFTMAXES = (torch.Tensor.softmax, torch.softmax, F.softmax)
+
+
+class _SoftmaxMode(TorchFunctionMode):
+    """Hands every last-dim softmax computed inside it to ``record``."""
+
+    def __init__(self, record: Record) -> None:
+        super().__init__()
+        self.record = record
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in _SOFTMAXES:
+            dim = kwargs.get('dim') if kwargs else None
+            dim = args[1] if dim is None and len(args) > 1 else dim
+            if dim in (-1, out.ndim - 1):
+                self.record(out)
+        return out
+
+
+def tap_softmax(module: nn.Module, record: Record) -> Restore:
+    """Record the softmax a module computes in its forward.
+
+    The module's ``forward`` is wrapped (an instance attribute, removed on
+    restore) so that a ``TorchFunctionMode`` is active exactly while it
+    runs, also when it raises.
+
+    Args:
+        module (nn.Module): The attention module.
+        record (Callable): Receives the probabilities.
+
+    Returns:
+        Callable: Restores the module.
+    """
+    if 'forward' in module.__dict__:
+        raise ModelError(
+            f'{type(module).__name__} already has an instance forward; '
+            'cannot tap its softmax.'
+        )
+    forward = module.forward
+    seen: List[torch.Tensor] = []
+
+    def wrapped(*args, **kwargs):
+        seen.clear()
+        with _SoftmaxMode(seen.append):
+            out = forward(*args, **kwargs)
+        if len(seen) != 1:
+            raise ModelError(
+                f'{type(module).__name__} computed {len(seen)} softmaxes in '
+                'one forward; expected exactly one (its attention).'
+            )
+        record(seen[0])
+        return out
+
+    module.__dict__['forward'] = wrapped
+
+    def restore() -> None:
+        module.__dict__.pop('forward', None)
+
+    return restore
+
+
+def unfuse_timm(module: nn.Module) -> Restore:
+    """Switch a timm attention module to its explicit (unfused) path.
+
+    Args:
+        module (nn.Module): A timm module with a ``fused_attn`` flag.
+
+    Returns:
+        Callable: Restores the flag.
+    """
+    if not hasattr(module, 'fused_attn'):
+        return lambda: None
+    state = module.__dict__
+    had_own, flag = 'fused_attn' in state, state.get('fused_attn')
+    state['fused_attn'] = False
+
+    def restore() -> None:
+        if had_own:
+            state['fused_attn'] = flag
+        else:
+            state.pop('fused_attn', None)
+
+    return restore
