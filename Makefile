@@ -3,7 +3,7 @@
 # (scripts/setup_env.sh; pins in requirements/lock.txt).
 PY := .venv/bin/python
 
-.PHONY: env demo test test-fast packaging bench
+.PHONY: env demo test test-fast lint packaging bench
 
 env:
 	@bash scripts/setup_env.sh >/dev/null
@@ -11,12 +11,17 @@ env:
 demo: env
 	$(PY) tools/demo.py
 
-# What CI runs (.ci/run): the whole suite, then the packaging stage (a
-# user's venv outside the clone; see scripts/check_packaging.sh). Both run
-# even if the first fails; the exit status is non-zero if either did.
+# What CI runs (.ci/run): the code checks (ruff, import layers, mypy), the
+# whole suite, then the packaging stage (a user's venv outside the clone;
+# see scripts/check_packaging.sh). All run even if one fails; the exit
+# status is non-zero if any did.
 test: env
-	@rc=0; bash scripts/run_tests.sh || rc=1; \
+	@rc=0; bash scripts/lint.sh || rc=1; \
+	bash scripts/run_tests.sh || rc=1; \
 	bash scripts/check_packaging.sh || rc=1; exit $$rc
+
+lint: env
+	bash scripts/lint.sh
 
 test-fast: env
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
