@@ -9,7 +9,9 @@ import copy
 import glob
 import os
 import pickle
+import re
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -272,3 +274,123 @@ def test_not_a_state_dict(tmp_path):
     torch.save([1, 2, 3], path)
     with pytest.raises(CheckpointError, match='no state dict'):
         load_checkpoint(torch.nn.Linear(1, 1), path)
+
+
+# What `import mmcam_ext` adds to torch's weights_only allow-list, by name.
+# numpy's concrete dtype classes (numpy.dtypes.Float64DType, ...) are
+# checked separately: their set depends on the numpy version.
+EXPECTED_NAMES = {
+    'mmengine.logging.history_buffer.HistoryBuffer',
+    'numpy.ndarray',
+    'numpy.dtype',
+    'builtins.getattr',
+    'numpy._core.multiarray._reconstruct',
+    'numpy._core.multiarray.scalar',
+    'numpy.core.multiarray._reconstruct',
+    'numpy.core.multiarray.scalar',
+}
+ADDED_BY_IMPORT = """
+import json, torch
+before = {id(g) for g in torch.serialization.get_safe_globals()}
+import mmcam_ext
+added = [g for g in torch.serialization.get_safe_globals()
+         if id(g) not in before]
+def row(g):
+    if isinstance(g, tuple):
+        return [g[1], g[0].__module__, g[0].__qualname__]
+    return [None, g.__module__, g.__qualname__]
+print(json.dumps([row(g) for g in added]))
+"""
+
+
+def test_import_allow_lists_exactly_the_listed_types():
+    """In a fresh interpreter: what ``import mmcam_ext`` adds is named, is
+    the object its name says (or our getattr stand-in), and is one of the
+    listed types or a numpy dtype class. Torch registers its own DTensor
+    types when MMEngine imports ``torch.distributed``; those are torch's."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, '-c', ADDED_BY_IMPORT],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    entries = json.loads(out.strip().splitlines()[-1])
+    torch_own = [e for e in entries if e[0] is None]
+    assert all(module.startswith('torch.') for _, module, _ in torch_own)
+    added = [e for e in entries if e[0] is not None]
+    names = {name for name, _, _ in added}
+    assert EXPECTED_NAMES <= names
+    dtype_names = names - EXPECTED_NAMES
+    assert dtype_names and all(
+        n.startswith('numpy.dtypes.') for n in dtype_names
+    )
+    for name in dtype_names:
+        cls = getattr(np.dtypes, name.rsplit('.', 1)[1])
+        assert issubclass(cls, np.dtype) and cls is not np.dtype
+    for name, module, qualname in added:
+        if name == 'builtins.getattr':  # the restricted stand-in
+            assert (module, qualname) == (
+                'mmcam_ext.checkpoint',
+                'history_buffer_getattr',
+            )
+        else:  # numpy 2 keeps numpy.core as an alias of numpy._core
+            real = f'{module}.{qualname}'.replace('numpy._core', 'numpy.core')
+            assert real == name.replace('numpy._core', 'numpy.core'), name
+    assert len(added) == len(names)
+    assert names == {name for _, name in SAFE_GLOBALS}
+
+
+def _refused_objects(tmp_path) -> dict:
+    from mmengine.config import ConfigDict
+    from mmengine.logging import MessageHub
+
+    return {
+        'numpy.load': _Payload(np.load, str(tmp_path / 'x.npy')),
+        'numpy.random._pickle.__randomstate_ctor': np.random.RandomState(0),
+        'numpy.ma.core._mareconstruct': np.ma.array([1.0, 2.0], mask=[0, 1]),
+        'mmengine.config.config.ConfigDict': ConfigDict(a=1),
+        'mmengine.logging.message_hub.MessageHub': MessageHub('hub-refused'),
+    }
+
+
+@pytest.mark.parametrize(
+    'forbidden',
+    [
+        'numpy.load',
+        'numpy.random._pickle.__randomstate_ctor',
+        'numpy.ma.core._mareconstruct',
+        'mmengine.config.config.ConfigDict',
+        'mmengine.logging.message_hub.MessageHub',
+    ],
+)
+def test_other_numpy_and_mmengine_globals_stay_refused(tmp_path, forbidden):
+    path = str(tmp_path / 'other.pth')
+    torch.save(
+        {
+            'state_dict': {'w': torch.ones(1)},
+            'x': _refused_objects(tmp_path)[forbidden],
+        },
+        path,
+    )
+    found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    assert forbidden in found
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+    with pytest.raises(UnsafeCheckpointError, match=re.escape(forbidden)):
+        load_checkpoint(torch.nn.Linear(1, 1), path)
+
+
+def test_listed_numpy_types_do_load(tmp_path):
+    """The contrast: arrays, scalars and dtypes are what is allowed."""
+    path = str(tmp_path / 'numpy.pth')
+    value = {
+        'a': np.arange(3.0),
+        's': np.float64(2.5),
+        'd': np.dtype('int16'),
+    }
+    torch.save(value, path)
+    got = torch.load(path, weights_only=True)
+    np.testing.assert_array_equal(got['a'], value['a'])
+    assert got['s'] == 2.5 and got['d'] == np.dtype('int16')

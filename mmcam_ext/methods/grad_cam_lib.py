@@ -1,20 +1,33 @@
 """Adapters for pytorch-grad-cam methods that need their own passes.
 
-This module and ``gradient.py`` are the only places that know about
-``pytorch_grad_cam``; it is imported lazily, so a GradCAM run does not pay
-for it. The engine freezes parameters and makes the target layers' outputs
-require grad, so these methods leave no parameter gradients behind.
+This module is the only place that imports ``pytorch_grad_cam``, and only
+when one of its methods is built: grad-cam is optional
+(``pip install "mmcam_ext[gradcam]"``). The native engine (the gradient
+methods, ScoreCAM, the attention methods) never needs it. Releases 1.4.0 to
+1.5.7 are supported; a method whose class the installed release lacks is
+refused when it is built, naming the release that adds it. The engine
+freezes parameters and makes the target layers' outputs require grad, so
+these methods leave no parameter gradients behind.
 """
 
-from typing import List
+import importlib
+import importlib.metadata
+import importlib.util
+from types import ModuleType
+from typing import Dict, List, Optional
 
 import torch
 
+from ..errors import MethodError
 from ..registry import CAM_METHODS
 from ..utils.model import ClassifierLogits
 from .base import ExplainContext, FullMapMethod
 
 __all__ = [
+    'GRAD_CAM_REQUIREMENT',
+    'FIRST_RELEASE',
+    'grad_cam_version',
+    'grad_cam_library',
     'LibScoreCAM',
     'AblationCAM',
     'FullGrad',
@@ -23,7 +36,78 @@ __all__ = [
     'FinerCAM',
     'RandomCAM',
     'FEM',
+    'SegEigenCAM',
 ]
+
+#: What to install for these methods (as ``requirements/gradcam.txt``).
+GRAD_CAM_REQUIREMENT = 'grad-cam>=1.4,<1.6'
+#: The first grad-cam release holding each class used here that 1.4.0
+#: lacks, read from the sdists of 1.4.0, 1.4.8 and 1.5.0 to 1.5.7 (there is
+#: no 1.5.6). The rest (AblationCAM, FullGrad, RandomCAM, ScoreCAM) are in
+#: every supported release.
+FIRST_RELEASE: Dict[str, str] = {
+    'KPCA_CAM': '1.5.4',
+    'ShapleyCAM': '1.5.5',
+    'FinerCAM': '1.5.5',
+    'FEM': '1.5.5',
+    'SegEigenCAM': '1.5.7',
+}
+_NATIVE = (
+    'the gradient methods (gradcam, gradcam++, xgradcam, hirescam, '
+    'gradcamelementwise, layercam, eigencam, eigengradcam), scorecam and the '
+    'attention methods'
+)
+
+
+def grad_cam_version() -> Optional[str]:
+    """Version of the installed ``grad-cam`` distribution.
+
+    Returns:
+        str | None: E.g. ``'1.4.8'``; None when it is not installed.
+    """
+    try:
+        return importlib.metadata.version('grad-cam')
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def grad_cam_library(method: str, lib_name: str) -> ModuleType:
+    """Import ``pytorch_grad_cam`` for ``method``, checked to hold a class.
+
+    Args:
+        method (str): Our method's name, for the message.
+        lib_name (str): The class of ``pytorch_grad_cam`` it runs.
+
+    Returns:
+        ModuleType: The ``pytorch_grad_cam`` module.
+
+    Raises:
+        MethodError: grad-cam is not installed, does not import, or is a
+            release without ``lib_name`` (the message names the release
+            that adds it and the command that installs it).
+    """
+    if importlib.util.find_spec('pytorch_grad_cam') is None:
+        raise MethodError(
+            f'{method} runs pytorch-grad-cam, which is not installed. '
+            f'Install it with `pip install "{GRAD_CAM_REQUIREMENT}"` (or '
+            f'`pip install "mmcam_ext[gradcam]"`); {_NATIVE} do not need '
+            'it.'
+        )
+    try:
+        module = importlib.import_module('pytorch_grad_cam')
+    except ImportError as err:
+        raise MethodError(
+            f'{method} runs pytorch-grad-cam; grad-cam '
+            f'{grad_cam_version()} is installed but does not import: {err}'
+        ) from err
+    if not hasattr(module, lib_name):
+        added = FIRST_RELEASE.get(lib_name, 'a later release')
+        raise MethodError(
+            f'{method} needs pytorch_grad_cam.{lib_name}, which the installed '
+            f'grad-cam {grad_cam_version()} lacks; it was added in grad-cam '
+            f'{added}. Upgrade with `pip install "grad-cam>={added},<1.6"`.'
+        )
+    return module
 
 
 class GradCamLibMethod(FullMapMethod):
@@ -37,10 +121,20 @@ class GradCamLibMethod(FullMapMethod):
     needs_layer_gate: bool = True
     token_layouts: bool = True  # can it fold token outputs?
 
-    def build(self, ctx: ExplainContext):
-        import pytorch_grad_cam
+    def __init__(self) -> None:
+        # Refuse at build time (config, CLI) rather than mid-run.
+        self.library()
 
-        cls = getattr(pytorch_grad_cam, self.lib_name)
+    def library(self) -> ModuleType:
+        """``pytorch_grad_cam``, checked to hold this method's class.
+
+        Returns:
+            ModuleType: The module.
+        """
+        return grad_cam_library(self.name, self.lib_name)
+
+    def build(self, ctx: ExplainContext):
+        cls = getattr(self.library(), self.lib_name)
         return cls(
             ClassifierLogits(ctx.model),
             ctx.layers,
@@ -86,6 +180,7 @@ class LibScoreCAM(GradCamLibMethod):
     uses_gradients = False
 
     def __init__(self, mask_batch_size: int = 32) -> None:
+        super().__init__()
         self.mask_batch_size = mask_batch_size
 
     def build(self, ctx):
@@ -107,10 +202,11 @@ class AblationCAM(GradCamLibMethod):
     uses_gradients = False
 
     def __init__(self, mask_batch_size: int = 32) -> None:
+        super().__init__()
         self.mask_batch_size = mask_batch_size
 
     def build(self, ctx):
-        import pytorch_grad_cam
+        library = self.library()
         from pytorch_grad_cam.ablation_layer import (
             AblationLayer,
             AblationLayerVit,
@@ -119,7 +215,7 @@ class AblationCAM(GradCamLibMethod):
         # AblationLayerVit ablates the channel (last) axis of (B, L, C)
         # tokens, so it does not depend on the token count or grid.
         tokens = ctx.spec.layout.kind != 'nchw'
-        return pytorch_grad_cam.AblationCAM(
+        return library.AblationCAM(
             ClassifierLogits(ctx.model),
             ctx.layers,
             reshape_transform=ctx.to_nchw,
@@ -154,9 +250,7 @@ class FullGrad(GradCamLibMethod):
     needs_layer_gate = False
 
     def build(self, ctx):
-        import pytorch_grad_cam
-
-        return pytorch_grad_cam.FullGrad(ClassifierLogits(ctx.model), [])
+        return self.library().FullGrad(ClassifierLogits(ctx.model), [])
 
 
 @CAM_METHODS.register_module()

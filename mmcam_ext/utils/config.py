@@ -2,10 +2,17 @@
 
 MMPretrain ships its ``configs/`` and ``tools/`` inside the package, under
 ``mmpretrain/.mim/``; ``mim run`` and MMPretrain's own helpers look there.
-mmcam_ext does the same: ``setup.py`` copies the top-level ``configs/`` and
-``tools/`` into ``mmcam_ext/.mim/`` when a wheel is built, and links them
-there for an editable install. Code in the package finds them only through
-this module, never by a path relative to the repository.
+mmcam_ext does the same: building a wheel copies the top-level ``configs/``
+and ``tools/`` into ``mmcam_ext/.mim/`` (``setup.py``), and an editable
+install links them there. Code in the package finds them only through this
+module, never by a path relative to the repository.
+
+MMEngine's ``_base_ = 'pkg::path'`` inheritance accepts only OpenMMLab's own
+packages (a fixed table in ``mmengine.config.utils``):
+``'mmcam_ext::demo_cam.py'`` fails with "mmengine does not support to load
+mmcam_ext config". What works instead: an absolute path from
+:func:`config_path` (``python -m mmcam_ext config demo_cam.py`` prints it)
+as ``_base_``, or ``Config.fromfile(config_path(...))`` in Python.
 """
 
 from pathlib import Path
@@ -26,6 +33,7 @@ def mim_root() -> Path:
 
 
 def _find(kind: str, rel: str) -> Path:
+    """The file ``rel`` below ``.mim/<kind>``, or an error listing them."""
     base = mim_root() / kind
     path = base / rel
     if path.is_file():
@@ -33,8 +41,9 @@ def _find(kind: str, rel: str) -> Path:
     if not base.is_dir():
         raise ConfigError(
             f'mmcam_ext has no {kind}/ folder at {base}: the package was '
-            'neither installed from a wheel nor with pip install -e (which '
-            f'put {kind}/ there). Reinstall mmcam_ext.'
+            'neither installed from a wheel nor with `pip install -e .` '
+            f'(which put {kind}/ there). Reinstall mmcam_ext; in a clone, '
+            'run `pip install -e .`.'
         )
     raise ConfigError(
         f'No {kind} file {rel!r} in {base}; available: '
@@ -43,6 +52,7 @@ def _find(kind: str, rel: str) -> Path:
 
 
 def _listing(base: Path) -> List[str]:
+    """``*.py`` files below ``base``, relative and sorted."""
     return sorted(
         str(p.relative_to(base))
         for p in base.rglob('*.py')
@@ -84,5 +94,8 @@ def tool_path(name: str) -> str:
 
     Returns:
         str: The script's absolute path.
+
+    Raises:
+        ConfigError: When the tool does not exist, listing those that do.
     """
     return str(_find('tools', f'{name}.py'))

@@ -14,6 +14,7 @@ from mmcam_ext.utils.model import (
     classifier_logits,
     get_module,
 )
+from tests.helpers.grad_cam import lib_param, reference_param
 from tests.helpers.models import build_classifier
 
 GRADIENT_FAMILY = [
@@ -104,7 +105,7 @@ def _reference_once(model, layer, x, targets, method, reshape=None, **kw):
         cam.activations_and_grads.release()
 
 
-@pytest.mark.parametrize('method', GRADIENT_FAMILY)
+@pytest.mark.parametrize('method', map(reference_param, GRADIENT_FAMILY))
 def test_cnn_matches_pytorch_grad_cam(cnn, method):
     x = torch.randn(3, 3, 96, 128)
     targets = [1, 2, 3]
@@ -118,7 +119,7 @@ def test_cnn_matches_pytorch_grad_cam(cnn, method):
     _assert_matches(ours, ref)
 
 
-@pytest.mark.parametrize('method', GRADIENT_FAMILY)
+@pytest.mark.parametrize('method', map(reference_param, GRADIENT_FAMILY))
 def test_vit_matches_pytorch_grad_cam_on_non_square_grid(vit, method):
     x = torch.randn(2, 3, 64, 80)  # 4x5 patches of 16
     targets = [5, 7]
@@ -298,7 +299,7 @@ def test_default_vit_layer_is_before_last_attention(vit):
 def test_method_names_and_aliases():
     assert build_method('gradcam++').name == 'GradCAMPlusPlus'
     assert build_method('Grad-CAM').name == 'GradCAM'
-    assert build_method('KPCA-CAM').name == 'KPCACAM'
+    assert build_method('Score-CAM').name == 'ScoreCAM'
     assert build_method('xgradcam').name == 'XGradCAM'
     names = method_names()
     for required in [
@@ -320,14 +321,19 @@ def test_method_names_and_aliases():
     'method',
     [
         'ScoreCAM',
-        'AblationCAM',
-        'FullGrad',
-        'KPCACAM',
-        'ShapleyCAM',
-        'FinerCAM',
-        'RandomCAM',
-        'FEM',
-        'SegEigenCAM',
+        *map(
+            lib_param,
+            [
+                'AblationCAM',
+                'FullGrad',
+                'KPCACAM',
+                'ShapleyCAM',
+                'FinerCAM',
+                'RandomCAM',
+                'FEM',
+                'SegEigenCAM',
+            ],
+        ),
     ],
 )
 def test_library_methods_on_cnn(method):
@@ -467,16 +473,19 @@ def _lib_reference(model, method, x, preds):
 
 @pytest.mark.parametrize(
     'method',
-    [
-        'AblationCAM',
-        'FullGrad',
-        'KPCACAM',
-        'ShapleyCAM',
-        'FinerCAM',
-        'RandomCAM',
-        'FEM',
-        'SegEigenCAM',
-    ],
+    map(
+        lib_param,
+        [
+            'AblationCAM',
+            'FullGrad',
+            'KPCACAM',
+            'ShapleyCAM',
+            'FinerCAM',
+            'RandomCAM',
+            'FEM',
+            'SegEigenCAM',
+        ],
+    ),
 )
 def test_library_methods_equal_pytorch_grad_cam(cnn, method):
     """Same maps as the library itself, for every sample of the batch.
