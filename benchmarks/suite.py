@@ -36,6 +36,12 @@ from .quality import (
     shapes_quality,
 )
 from .report import Report, bench_logger
+from .scale import (
+    ScaleCase,
+    folder_vs_inferencer,
+    hook_test_ratio,
+    trained_hook_ratio,
+)
 from .speed import SPEED_MODELS, SpeedBench, floor_ratios, grid_and_eigen
 
 __all__ = [
@@ -46,9 +52,13 @@ __all__ = [
     'SECTIONS',
 ]
 
-SECTIONS = ('speed', 'memory', 'folder', 'hook', 'quality')
+SECTIONS = ('speed', 'memory', 'folder', 'hook', 'scale', 'quality')
 FLOOR_TARGET, GRID_TARGET, EIGEN_TARGET = 1.15, 1.3, 1.2
 MEMORY_TARGET, HELD_TARGET, HOOK_TARGET, FOLDER_TARGET = 1.3, 0.10, 1.2, 50
+#: Issue 11: hook over a whole test set / the test run without it, per
+#: model label; standalone tool / plain inference, time per image.
+SCALE_TARGETS = {'ResNet-50': 1.15, 'DeiT-tiny': 1.5}
+TOOL_TARGET = 1.3
 #: Training and validation images per class of the shapes classifiers
 #: (the configs' defaults train too few for stable accuracy).
 SHAPES_DATA = {
@@ -74,6 +84,15 @@ class Settings:
         mm_runs: MMPretrain tool invocations timed per model.
         import_repeats: Fresh interpreters per import-time row.
         hook: The hook benchmark set-up.
+        scale_models: Keys of :data:`SPEED_MODELS` for the whole-test-set
+            hook rows (issue 11 (a), (d)).
+        scale_images: Test images of those rows.
+        scale_batch: Their test batch size.
+        scale_folder_model: Model of the tool-vs-inference row (c).
+        scale_folder_size: Images in its folder.
+        scale_repeats: Timed rounds of the process rows (c).
+        scale_trained_epochs: Training epochs of the row (b) model (few:
+            it should still make mistakes to explain).
         quality_cases: Shapes classifiers to score.
         quality_limit: Val images per classifier (``None``: all).
         quality_steps: Deletion/insertion steps.
@@ -93,6 +112,13 @@ class Settings:
     mm_runs: int = 3
     import_repeats: int = 3
     hook: HookCase = field(default_factory=HookCase)
+    scale_models: Sequence[str] = ('resnet50', 'deit-tiny')
+    scale_images: int = 128
+    scale_batch: int = 16
+    scale_folder_model: str = 'resnet50'
+    scale_folder_size: int = 512
+    scale_repeats: int = 2
+    scale_trained_epochs: int = 3
     quality_cases: Sequence[QualityCase] = (
         QualityCase('cnn', (64, 64), 20, SHAPES_DATA),
         QualityCase('vit', (64, 64), 40, SHAPES_DATA),
@@ -111,7 +137,7 @@ def full_settings(**kw) -> Settings:
 
 
 def quick_settings(**kw) -> Settings:
-    """About two minutes (with cached trainings): smaller everything.
+    """About three minutes (with cached trainings): smaller everything.
 
     The batch-16 target rows are then measured at batch 8 (the row names
     say so); the folder row uses 16 images and carries no target, because
@@ -126,6 +152,12 @@ def quick_settings(**kw) -> Settings:
         mm_runs=1,
         import_repeats=1,
         hook=HookCase('resnet18_8xb32_in1k', 112, 8, 8),
+        scale_models=('resnet18-64',),
+        scale_images=24,
+        scale_batch=8,
+        scale_folder_model='resnet18-64',
+        scale_folder_size=16,
+        scale_repeats=1,
         quality_cases=(QualityCase('cnn', (64, 64), 20, SHAPES_DATA),),
         quality_limit=30,
         quality_steps=8,
@@ -143,6 +175,7 @@ def run_benchmark(settings: Settings) -> Report:
         memory=_memory,
         folder=_folder,
         hook=_hook,
+        scale=_scale,
         quality=_quality,
     )
     for name in SECTIONS:
@@ -403,6 +436,89 @@ def _hook(s: Settings, report: Report) -> None:
         f'{r["explained"]} explained)',
         f'<= {HOOK_TARGET}',
         _ok(r['ratio'], HOOK_TARGET),
+    )
+
+
+# ------------------------------------------------------------------ scale
+def _scale(s: Settings, report: Report) -> None:
+    """Issue 11 rows (a)-(d): the hook over a whole test set, the tool on
+    a folder against plain inference, files per evaluation."""
+    for key in s.scale_models:
+        model = SPEED_MODELS[key]
+        case = ScaleCase(
+            model.config, model.size, s.scale_images, s.scale_batch
+        )
+        r = hook_test_ratio(case, s.repeats, s.work_dir)
+        target = SCALE_TARGETS.get(model.label)
+        report.add(
+            '(a) hook, every sample / test without',
+            f'{model.label} @{model.size}, {r["samples"]} images, '
+            f'b{s.scale_batch}, GradCAM + raw store',
+            r['ratio'],
+            f'{r["ratio"]:.2f} ({r["with"]:.1f} s vs {r["without"]:.1f} s; '
+            f'{r["explained"]} explained)',
+            f'<= {target}' if target else '',
+            _ok(r['ratio'], target) if target else None,
+        )
+        report.add(
+            '(d) files per evaluation',
+            f'{model.label}, {r["samples"]} samples, 1 method x 1 target',
+            r['files'],
+            f'{r["files"]} files (per-sample PNGs on: {r["files_png"]})',
+            'O(methods), < samples',
+            r['files'] < r['samples'],
+        )
+    _trained_row(s, report)
+    _tool_row(s, report)
+
+
+def _trained_row(s: Settings, report: Report) -> None:
+    from .datasets.shapes_train import train_shapes_classifier
+
+    case = s.quality_cases[0]
+    epochs = s.scale_trained_epochs
+    cfg, _ = train_shapes_classifier(
+        case.arch,
+        osp.join(s.work_dir, 'shapes'),
+        epochs=epochs,
+        size=case.size,
+        extra_cfg=dict(case.extra_cfg),
+    )
+    r = trained_hook_ratio(cfg, s.repeats, s.work_dir)
+    report.add(
+        '(b) hook, misclassified only / test without',
+        f'{case.label} trained {epochs} epochs, {r["samples"]} images, '
+        'GradCAM + raw store',
+        r['ratio'],
+        f'{r["ratio"]:.2f} ({r["with"]:.2f} s vs {r["without"]:.2f} s; '
+        f'{r["explained"]} misclassified explained)',
+    )
+
+
+def _tool_row(s: Settings, report: Report) -> None:
+    model = SPEED_MODELS[s.scale_folder_model]
+    with tempfile.TemporaryDirectory(dir=s.work_dir) as tmp:
+        images = osp.join(tmp, 'images')
+        write_images(images, s.scale_folder_size)
+        r = folder_vs_inferencer(
+            model.config,
+            images,
+            tmp,
+            s.scale_batch,
+            s.scale_repeats,
+            s.device,
+        )
+    n = r['images']
+    target = model.label == 'ResNet-50'
+    report.add(
+        '(c) tool on a folder / plain inference',
+        f'{model.label} GradCAM, {n} images, b{s.scale_batch}',
+        r['ratio'],
+        f'{r["ratio"]:.2f}x time per image: ours {n / r["ours"]:.1f} img/s '
+        f'({r["ours"]:.1f} s) vs ImageClassificationInferencer '
+        f'{n / r["plain"]:.1f} img/s ({r["plain"]:.1f} s), fresh processes',
+        f'<= {TOOL_TARGET}' if target else '',
+        _ok(r['ratio'], TOOL_TARGET) if target else None,
     )
 
 

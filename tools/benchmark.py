@@ -7,7 +7,7 @@ and the demo assets are cached under ``--work-dir``.
 
 Examples:
     python tools/benchmark.py                 # full run (tens of minutes)
-    python tools/benchmark.py --quick         # about two minutes
+    python tools/benchmark.py --quick         # about three minutes
     python tools/benchmark.py --sections speed memory
 """
 
@@ -35,7 +35,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--quick',
         action='store_true',
-        help='Small settings, about two minutes',
+        help='Small settings, about three minutes',
     )
     parser.add_argument(
         '--sections',

@@ -7,15 +7,17 @@ layer; training flags, ``requires_grad`` and ``.grad`` are restored after,
 and every torch hook is removed, also on error.
 """
 
+import logging
 from contextlib import nullcontext
 from functools import partial
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from torch import nn
 
-from ..errors import InputError, LayoutError
+from ..errors import InputError, LayoutError, NumericalError
 from ..methods.base import (
     BaseCAMMethod,
     ExplainContext,
@@ -39,7 +41,15 @@ from .checks import (
     check_targets,
     check_topk,
 )
-from .numerics import blank_flags, check_gradient, check_logits, check_maps
+from .loop_grad import LoopGradCapture, loop_grad_supported, loop_maps
+from .numerics import (
+    blank_flags,
+    check_gradient,
+    check_logits,
+    check_maps,
+    non_finite,
+)
+from .pooled_head import PooledCapture, PooledHead
 
 __all__ = ['CAMEngine', 'TargetsLike', 'MethodLike']
 
@@ -65,6 +75,10 @@ class CAMEngine:
             roughly halves time and activation memory). Maps are then
             close to, not equal to, the float32 ones; the map arithmetic
             stays in float32. Defaults to None (float32, exact).
+        fast_path: Use the pooled-head fast path where it applies (see
+            :mod:`mmcam_ext.apis.pooled_head`; same maps, no second
+            forward); ``False`` always takes the general path. Defaults to
+            True.
     """
 
     def __init__(
@@ -73,6 +87,7 @@ class CAMEngine:
         target_layers: Optional[Sequence[str]] = None,
         num_extra_tokens: Optional[int] = None,
         autocast: Optional[torch.dtype] = None,
+        fast_path: bool = True,
     ) -> None:
         self.model = unwrap_model(model)
         self.target_layers = as_list(target_layers) or None
@@ -80,7 +95,9 @@ class CAMEngine:
             check_int(num_extra_tokens, 'num_extra_tokens', 0)
         self.num_extra_tokens = num_extra_tokens
         self.autocast = autocast
+        self.fast_path = fast_path
         self._specs: Dict[Tuple[int, int], TargetSpec] = {}
+        self._pooled: Dict[Tuple[int, int], Optional[PooledHead]] = {}
 
     @property
     def device(self) -> torch.device:
@@ -98,6 +115,11 @@ class CAMEngine:
                     self.num_extra_tokens,
                 )
         return self._specs[key]
+
+    def cached_spec(self, size: Tuple[int, int]) -> Optional[TargetSpec]:
+        """The target spec resolved for inputs of ``size``, if any (no
+        forward)."""
+        return self._specs.get((int(size[0]), int(size[1])))
 
     def explain(
         self,
@@ -131,8 +153,13 @@ class CAMEngine:
         built = check_methods(methods)
         names = [m.name for m in built]
         spec = self.spec_for(inputs)
+        pooled = self._fast_path(inputs, built, aug_smooth)
         with eval_mode(self.model), frozen_parameters(self.model):
-            if aug_smooth or not any(
+            if pooled is not None:
+                maps, signed, logits, tgt = self._pooled_pass(
+                    pooled, inputs, built, targets, topk, eigen_smooth
+                )
+            elif aug_smooth or not any(
                 isinstance(m, LayerMapMethod) for m in built
             ):
                 logits = self._logits(inputs)
@@ -151,6 +178,12 @@ class CAMEngine:
                     None,
                     eigen_smooth,
                 )
+        return self._result(maps, signed, logits, tgt, names, spec)
+
+    @staticmethod
+    def _result(maps, signed, logits, tgt, names, spec) -> CAMResult:
+        """The :class:`CAMResult` of one batch, on the CPU (maps checked
+        for NaN/Inf, blank maps flagged)."""
         check_maps(maps, spec.layers)
         probs = logits.softmax(-1)
         top_scores, top_labels = probs.max(-1)
@@ -163,6 +196,201 @@ class CAMEngine:
             target_scores=probs.gather(1, tgt).cpu().numpy(),
             target_layers=list(spec.layers),
             blank=blank_flags({n: maps[n] for n in names}),
+        )
+
+    # ------------------------------------------------ pooled-head path
+    def pooled_head(self, inputs: torch.Tensor) -> Optional[PooledHead]:
+        """The pooled-head fast path for this input size, or ``None``.
+
+        Detected once per input size (one no-grad forward of one sample,
+        see :meth:`PooledHead.detect`) and logged at debug level.
+
+        Args:
+            inputs (torch.Tensor): A preprocessed batch ``(B, 3, H, W)``.
+
+        Returns:
+            PooledHead | None: The path when the target layer reaches the
+            logits only through global average pooling and the head.
+        """
+        key = spatial_size(inputs)
+        if key not in self._pooled:
+            spec = self.spec_for(inputs)
+            x = inputs[:1].to(self.device).float()
+            with eval_mode(self.model), frozen_parameters(self.model):
+                path, why = PooledHead.detect(self.model, spec, x)
+            print_log(
+                f'[mmcam_ext] {spec.layers} at {key[0]}x{key[1]}: '
+                + (
+                    'pooled-head fast path (one inference forward, a '
+                    'backward through the head alone)'
+                    if path
+                    else f'general path ({why})'
+                ),
+                logger='current',
+                level=logging.DEBUG,
+            )
+            self._pooled[key] = path
+        return self._pooled[key]
+
+    # ------------------------------------------------ in-loop gradients
+    def loop_capture(self, inputs: torch.Tensor) -> Optional[LoopGradCapture]:
+        """Hooks for the in-loop gradient path on inputs of this size, or
+        ``None`` when the model's scores do not come from a head module.
+
+        Args:
+            inputs (torch.Tensor): A preprocessed batch (its size picks the
+                target spec).
+
+        Returns:
+            LoopGradCapture | None: Not started yet.
+        """
+        if self.autocast is not None or not loop_grad_supported(self.model):
+            return None
+        return LoopGradCapture(self.model, self.spec_for(inputs))
+
+    def explain_loop(
+        self,
+        capture: LoopGradCapture,
+        methods: Sequence[MethodLike],
+        targets: TargetsLike,
+        rows: Sequence[int],
+        eigen_smooth: bool = False,
+    ) -> CAMResult:
+        """CAMs from a forward someone else ran with ``capture`` on.
+
+        Args:
+            capture (LoopGradCapture): A capture that saw one forward.
+            methods (Sequence): Gradient-family methods.
+            targets: Classes per chosen sample, ``(B', K)``.
+            rows (Sequence[int]): Positions of the chosen samples.
+            eigen_smooth (bool): First principal component instead of the
+                channel sum. Defaults to False.
+
+        Returns:
+            CAMResult: The maps of the chosen samples.
+        """
+        built = check_methods(methods)
+        layer_methods = [m for m in built if isinstance(m, LayerMapMethod)]
+        if len(layer_methods) != len(built):
+            raise ValueError(
+                'explain_loop takes gradient-family methods only, '
+                f'got {[m.name for m in built]}.'
+            )
+        maps, signed, logits, tgt = loop_maps(
+            capture,
+            layer_methods,
+            partial(self._captured_targets, targets=targets),
+            rows,
+            eigen_smooth,
+            self._check_grad,
+        )
+        return self._result(
+            maps, signed, logits, tgt, [m.name for m in built], capture.spec
+        )
+
+    def cached_pooled_head(
+        self, size: Optional[Tuple[int, int]] = None
+    ) -> Optional[PooledHead]:
+        """A fast path already detected, without running anything.
+
+        Args:
+            size (tuple[int, int], optional): Input ``(H, W)``; default:
+                the one path detected for every size seen so far.
+
+        Returns:
+            PooledHead | None: The path, or ``None`` when not detected (or
+            when sizes seen so far disagree).
+        """
+        if size is not None:
+            return self._pooled.get(tuple(size))  # type: ignore[arg-type]
+        heads = list(self._pooled.values())
+        if heads and all(h is heads[0] for h in heads):
+            return heads[0]
+        return None
+
+    def _fast_path(
+        self, inputs: torch.Tensor, built, aug_smooth: bool
+    ) -> Optional[PooledHead]:
+        """The fast path if every method can take it on this input."""
+        if aug_smooth or self.autocast is not None or not self.fast_path:
+            return None
+        if not built or not all(isinstance(m, LayerMapMethod) for m in built):
+            return None
+        return self.pooled_head(inputs)
+
+    def _pooled_pass(self, pooled, inputs, built, targets, topk, eigen_smooth):
+        """One no-grad forward with the capture on, then the head alone."""
+        with pooled.capture() as cap, torch.no_grad():
+            classifier_logits(self.model, inputs)
+
+        def checked_targets(logits: torch.Tensor) -> torch.Tensor:
+            check_logits(self.model, inputs, logits)
+            return self._targets(logits, targets, topk)
+
+        return pooled.maps(
+            cap, built, checked_targets, eigen_smooth, self._check_grad
+        )
+
+    @classmethod
+    def _captured_targets(
+        cls, logits: torch.Tensor, targets: TargetsLike
+    ) -> torch.Tensor:
+        """Targets of scores from someone else's forward, refusing NaN/Inf
+        (the batch is not at hand to locate it: ``explain`` on it does)."""
+        if non_finite(logits):
+            raise NumericalError(
+                'The class scores of this batch hold NaN/Inf, so every map '
+                'would be NaN; CAMEngine.explain on the same batch names '
+                'where it first appears.'
+            )
+        return cls._targets(logits, targets, 1)
+
+    def explain_captured(
+        self,
+        capture: PooledCapture,
+        methods: Sequence[MethodLike],
+        targets: TargetsLike,
+        rows: Sequence[int],
+        eigen_smooth: bool = False,
+    ) -> CAMResult:
+        """CAMs from a forward someone else ran with ``capture`` on.
+
+        The validation hook starts the capture of :meth:`pooled_head`
+        before the loop's own ``val_step`` and explains the chosen samples
+        afterwards: no forward of its own.
+
+        Args:
+            capture (PooledCapture): A capture that saw one forward.
+            methods (Sequence): Gradient-family methods (names or
+                instances).
+            targets: Classes per chosen sample, ``(B', K)``.
+            rows (Sequence[int]): Positions of the chosen samples in the
+                captured batch.
+            eigen_smooth (bool): First principal component instead of the
+                channel sum. Defaults to False.
+
+        Returns:
+            CAMResult: The maps of the chosen samples.
+        """
+        built = check_methods(methods)
+        layer_methods = [m for m in built if isinstance(m, LayerMapMethod)]
+        if len(layer_methods) != len(built):
+            raise ValueError(
+                'explain_captured takes gradient-family methods only, '
+                f'got {[m.name for m in built]}.'
+            )
+        with eval_mode(self.model), frozen_parameters(self.model):
+            maps, signed, logits, tgt = capture.head.maps(
+                capture,
+                layer_methods,
+                partial(self._captured_targets, targets=targets),
+                eigen_smooth,
+                self._check_grad,
+                rows,
+            )
+        spec = TargetSpec([capture.head.layer_name])
+        return self._result(
+            maps, signed, logits, tgt, [m.name for m in built], spec
         )
 
     # ------------------------------------------------------------------

@@ -18,6 +18,8 @@ import argparse
 import os.path as osp
 import sys
 import warnings
+from functools import partial
+from pathlib import Path
 from typing import Dict, List, NoReturn, Optional, Set, Tuple, cast
 
 import numpy as np
@@ -29,6 +31,12 @@ from mmcam_ext.apis.checks import check_device, check_methods
 from mmcam_ext.apis.data import InputLimits, unique_prefix
 from mmcam_ext.apis.inferencer import load_config
 from mmcam_ext.errors import InputError, MMCamError, OutputError
+from mmcam_ext.fileio import (
+    CAMWriter,
+    SampleCAMs,
+    WriterOptions,
+    write_index,
+)
 from mmcam_ext.methods import method_names
 from mmcam_ext.methods.base import method_configs, parse_method_options
 from mmcam_ext.utils.image import class_text
@@ -159,7 +167,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--save-raw',
         action='store_true',
-        help='Also write float maps (K, H, W) as .npy',
+        help='Also write the float maps into a dump folder (raw/ under '
+        '--out-dir, <save-path>_raw/ with --save-path): index.json and a '
+        'few (N, H, W) arrays; read them with mmcam_ext.fileio.load_cams',
     )
     parser.add_argument(
         '--signed',
@@ -290,7 +300,7 @@ def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
             )
         prefix = osp.splitext(args.save_path)[0]
         files = [args.save_path] + (
-            [f'{prefix}_{m}.npy' for m in methods] if args.save_raw else []
+            [raw_dump_dir(args)] if args.save_raw else []
         )
         if any(osp.realpath(f) in inputs for f in files):
             raise OutputError(
@@ -305,7 +315,7 @@ def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
             )
         return [prefix]
     out_dir = args.out_dir or DEFAULT_OUT_DIR
-    suffixes = ['_cam.png'] + [f'_{m}.npy' for m in methods]
+    suffixes = ['_cam.png']
     taken: Set[str] = set()
     prefixes = []
     for path in images:
@@ -319,10 +329,54 @@ def plan_outputs(args, images: List[str], methods: List[str]) -> List[str]:
     return prefixes
 
 
+def raw_dump_dir(args) -> str:
+    """The dump folder of ``--save-raw`` (never an existing one's files).
+
+    ``<save-path stem>_raw`` with ``--save-path`` (refused by
+    :func:`plan_outputs` when it exists, unless ``--overwrite``);
+    otherwise ``<out-dir>/raw``, or ``raw_1``, ``raw_2``... when taken.
+    """
+    if args.save_path:
+        return osp.splitext(args.save_path)[0] + '_raw'
+    base = osp.join(args.out_dir or DEFAULT_OUT_DIR, 'raw')
+    folder, n = base, 0
+    while not args.overwrite and osp.exists(folder):
+        n += 1
+        folder = f'{base}_{n}'
+    return folder
+
+
+def open_writer(args) -> CAMWriter:
+    """The shared writer: grids in the background, raw maps in a store."""
+    folder = raw_dump_dir(args) if args.save_raw else '.'
+    return CAMWriter(
+        folder,
+        WriterOptions(
+            save_images=False,
+            save_raw=bool(args.save_raw),
+            thumbnails=False,
+            # signed maps can be too small for float16
+            raw_dtype='float32' if args.signed else 'float16',
+        ),
+    )
+
+
 def save_result(
-    vis: CAMVisualizer, res: dict, prefix: str, png: str, classes, args
-) -> np.ndarray:
-    """Write the grid (and raw maps) of one image.
+    vis: CAMVisualizer,
+    res: dict,
+    prefix: str,
+    png: str,
+    classes,
+    args,
+    writer: Optional[CAMWriter] = None,
+    index: int = 0,
+) -> Optional[np.ndarray]:
+    """Write the grid (and raw maps) of one image, through the writer.
+
+    With a ``writer`` the grid is drawn and encoded by its thread, so the
+    next batch runs meanwhile, and raw maps go to its store; without one
+    (or with ``--show``, whose window belongs to this thread) the grid is
+    drawn here.
 
     Args:
         vis (CAMVisualizer): Draws the grid.
@@ -331,11 +385,14 @@ def save_result(
         png (str): The grid's file.
         classes (Sequence[str], optional): Class names.
         args (argparse.Namespace): The parsed arguments.
+        writer (CAMWriter, optional): The shared writer. Defaults to None.
+        index (int): The image's number in this run. Defaults to 0.
 
     Returns:
-        np.ndarray: The grid (RGB).
+        np.ndarray | None: The grid (RGB) when drawn here.
     """
-    picture = draw_cam_rows(
+    draw = partial(
+        _draw_grid,
         vis,
         res['image'],
         res['raw_maps'] if args.signed else res['maps'],
@@ -348,20 +405,39 @@ def save_result(
         out_file=png,
         name=osp.basename(prefix),
     )
-    if args.save_raw:
-        for method, cam in res['maps'].items():
-            np.save(f'{prefix}_{method}.npy', cam)
-    return picture
+    if args.save_raw and writer is not None:
+        writer.add(_sample(res, prefix, png, index, writer.folder, args))
+    if writer is None or args.show:
+        return draw()
+    writer.submit(draw)
+    return None
+
+
+def _draw_grid(*args, out_file: str, **kwargs) -> np.ndarray:
+    """:func:`draw_cam_rows`, naming the file when it cannot be written."""
+    try:
+        return draw_cam_rows(*args, out_file=out_file, **kwargs)
+    except OSError as err:
+        raise OSError(f'Cannot write {out_file!r}: {err}') from None
 
 
 def _write(
-    vis: CAMVisualizer, res: dict, prefix: str, png: str, classes, args
+    vis: CAMVisualizer,
+    res: dict,
+    prefix: str,
+    png: str,
+    classes,
+    args,
+    writer: CAMWriter,
+    index: int,
 ) -> None:
     """:func:`save_result` with its folder made now and clear errors."""
     flag = '--save-path folder' if args.save_path else '--out-dir'
     ensure_dir(osp.dirname(osp.abspath(png)), flag)
     try:
-        picture = save_result(vis, res, prefix, png, classes, args)
+        picture = save_result(
+            vis, res, prefix, png, classes, args, writer, index
+        )
     except OSError as err:
         raise OutputError(f'Cannot write {png!r}: {err}') from None
     if args.show:
@@ -372,6 +448,57 @@ def _write(
                 f'--show cannot open a window ({type(err).__name__}: {err}); '
                 'drop --show.'
             ) from None
+
+
+def _sample(res: dict, prefix: str, png: str, index: int, folder, args):
+    """One image's maps for the writer; target kinds ``top1..topK`` or
+    ``category1..K`` (given ``--target-category``)."""
+    kind = 'category' if args.target_category else 'top'
+    return SampleCAMs(
+        index=index,
+        stem=osp.basename(prefix),
+        image=res['image'],
+        maps=res['raw_maps'] if args.signed else res['maps'],
+        kinds=[f'{kind}{k + 1}' for k in range(len(res['targets']))],
+        targets=[int(t) for t in res['targets']],
+        target_scores=[float(s) for s in res['target_scores']],
+        blank=res.get('blank', {}),
+        info=dict(
+            img_path=res['img_path'] or '',
+            gt=None,
+            pred=res['pred_label'],
+            score=res['pred_score'],
+            misclassified=False,
+            rank=0,
+            file=osp.relpath(osp.abspath(png), osp.abspath(folder)),
+        ),
+    )
+
+
+def finish_writer(writer: CAMWriter, args) -> None:
+    """Wait for the writer; write the raw dump's index; refuse lost files.
+
+    Raises:
+        OutputError: When a grid or map could not be written.
+    """
+    errors = writer.close()
+    if args.save_raw and writer.rows:
+        writer.folder.mkdir(parents=True, exist_ok=True)
+        write_index(
+            Path(writer.folder),
+            writer.rows,
+            'json',
+            dict(
+                methods=sorted({r['method'] for r in writer.rows}),
+                config=args.config,
+                tool='vis_cam',
+            ),
+        )
+    if errors:
+        raise OutputError(
+            f'{len(errors)} output file(s) could not be written: '
+            + '; '.join(errors[:3])
+        )
 
 
 def _warn_blank(image: str, res: dict, classes, warn) -> None:
@@ -396,9 +523,10 @@ def _warn_blank(image: str, res: dict, classes, warn) -> None:
 def _explain_all(args, inferencer, images, prefixes, methods, targets):
     """Explain and write every image; return written and skipped inputs.
 
-    ``methods`` are the method configs (names or dicts with options).
+    ``methods`` are the method configs (names or dicts with options). The
+    grids and raw maps go through the shared writer (a background thread);
+    its errors end the run with an :class:`OutputError` once it is done.
     """
-    vis = CAMVisualizer(name='vis_cam')
     bar = (
         ProgressBar(len(images), file=sys.stderr) if len(images) > 1 else None
     )
@@ -408,8 +536,6 @@ def _explain_all(args, inferencer, images, prefixes, methods, targets):
             print(file=sys.stderr)
         report(PROG, 'warning', message)
 
-    written: Dict[str, str] = {}
-    skipped: List[Tuple[str, BaseException]] = []
     results = inferencer.iter_results(
         images,
         methods,
@@ -421,6 +547,27 @@ def _explain_all(args, inferencer, images, prefixes, methods, targets):
         args.num_workers,
         skip_bad_images=True,
     )
+    writer = open_writer(args)
+    try:
+        written, skipped = _write_all(
+            args, inferencer, images, prefixes, results, writer, warn, bar
+        )
+    except BaseException:
+        writer.close()  # what was queued is still written
+        raise
+    if bar is not None:
+        print(file=sys.stderr)
+    finish_writer(writer, args)
+    return written, skipped
+
+
+def _write_all(
+    args, inferencer, images, prefixes, results, writer, warn, bar
+) -> Tuple[Dict[str, str], List[Tuple[str, BaseException]]]:
+    """The loop of :func:`_explain_all`: queue each result's files."""
+    vis = CAMVisualizer(name='vis_cam')
+    written: Dict[str, str] = {}
+    skipped: List[Tuple[str, BaseException]] = []
     for i, res in enumerate(results):
         if 'error' in res:
             skipped.append((images[i], res['error']))
@@ -428,13 +575,13 @@ def _explain_all(args, inferencer, images, prefixes, methods, targets):
                 warn(f'skipped: {cli_message(res["error"])}')
         else:
             png = args.save_path or f'{prefixes[i]}_cam.png'
-            _write(vis, res, prefixes[i], png, inferencer.classes, args)
+            _write(
+                vis, res, prefixes[i], png, inferencer.classes, args, writer, i
+            )
             written[images[i]] = png
             _warn_blank(images[i], res, inferencer.classes, warn)
         if bar is not None:
             bar.update()
-    if bar is not None:
-        print(file=sys.stderr)
     return written, skipped
 
 

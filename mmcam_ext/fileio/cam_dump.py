@@ -20,8 +20,13 @@ __all__ = [
     'read_index',
 ]
 
-# Columns of the index, in order. ``file`` is the overlay PNG, relative to
-# the dump folder; ``raw_file`` the optional ``.npy`` map.
+# Columns of the index, in order. Paths are relative to the dump folder:
+# ``file`` is the per-sample overlay PNG (empty when per-sample PNGs are
+# off), ``raw_file`` + ``raw_row`` the map in the compact store
+# (``mmcam_ext.fileio.map_store``), ``thumb`` / ``input_thumb`` a tile of a
+# thumbnail sheet (``sheet.jpg#tile``). ``blank``: the map is zero
+# everywhere after the ReLU; ``center_energy``: share of the map's mass in
+# the central box (``mmcam_ext.fileio.writer.center_energy``).
 INDEX_FIELDS = (
     'dataset_index',
     'img_path',
@@ -33,9 +38,14 @@ INDEX_FIELDS = (
     'target',
     'target_score',
     'method',
+    'blank',
+    'center_energy',
     'file',
     'raw_file',
+    'raw_row',
     'input_file',
+    'thumb',
+    'input_thumb',
     'rank',
 )
 
@@ -97,7 +107,9 @@ def write_index(
     elif fmt == 'csv':
         path = folder / 'index.csv'
         with path.open('w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
+            writer = csv.DictWriter(
+                f, fieldnames=INDEX_FIELDS, extrasaction='ignore'
+            )
             writer.writeheader()
             writer.writerows(rows)
     else:

@@ -1,12 +1,17 @@
-"""Drawing CAMs: overlays, signed maps, multi-method grids, HTML gallery."""
+"""Drawing CAMs: overlays, signed maps, multi-method grids, the HTML
+gallery and the false-positive report."""
 
 from .cam_visualizer import CAMVisualizer, draw_cam_rows, to_rgb
-from .gallery import render_gallery, write_gallery
+from .gallery import gallery_data, render_gallery, write_gallery
+from .report import false_positive_pairs, write_report
 
 __all__ = [
     'CAMVisualizer',
     'draw_cam_rows',
     'to_rgb',
+    'gallery_data',
     'render_gallery',
     'write_gallery',
+    'false_positive_pairs',
+    'write_report',
 ]

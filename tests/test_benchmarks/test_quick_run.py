@@ -27,6 +27,12 @@ def report(tmp_path_factory):
         folder_sizes=(2,),
         mm_runs=1,
         hook=HookCase('resnet18_8xb32_in1k', 32, 3, 2),
+        scale_models=('resnet18-64',),
+        scale_images=6,
+        scale_batch=3,
+        scale_folder_model='resnet18-64',
+        scale_folder_size=3,
+        scale_repeats=1,
         quality_cases=(
             QualityCase('cnn', (32, 32), 1, TINY_DATA),
             QualityCase('vit', (32, 32), 1, TINY_DATA),
@@ -52,6 +58,10 @@ def test_every_speed_row_is_measured(report):
         'folder throughput',
         'time to first map',
         'hook per sample / standalone',
+        '(a) hook, every sample / test without',
+        '(b) hook, misclassified only / test without',
+        '(c) tool on a folder / plain inference',
+        '(d) files per evaluation',
     }
     assert expected <= sections
     for row in report.rows:
@@ -76,4 +86,12 @@ def test_markdown_has_all_sections(report):
     assert '| floor ratio | ResNet-18@64 b2 ours |' in md
     assert '## Localisation and faithfulness' in md
     assert md.count('\n| ') > len(report.rows) + len(report.quality)
-    assert set(SECTIONS) == {'speed', 'memory', 'folder', 'hook', 'quality'}
+    assert set(SECTIONS) == {
+        'speed',
+        'memory',
+        'folder',
+        'hook',
+        'scale',
+        'quality',
+    }
+    assert '| (d) files per evaluation | ResNet-18@64, 6 samples' in md

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mmcam_ext.apis import CAMInferencer
+from mmcam_ext.fileio import dump_files, load_cams
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'vis_cam.py')
@@ -66,11 +67,37 @@ def test_cli_several_images_and_methods(small_setup, tmp_path):
         small_setup['config'], pretrained=small_setup['ckpt']
     )
     results = inferencer(small_setup['img_dir'], ('gradcam', 'gradcam++'))
-    for stem, res in zip(stems, results):
+    # raw maps: one dump folder, a few arrays, read back by input number
+    assert sorted(dump_files(out / 'raw')) == [
+        'index.json',
+        'maps/GradCAMPlusPlus_top1_64x64.npy',
+        'maps/GradCAM_top1_64x64.npy',
+    ]
+    for i, (stem, res) in enumerate(zip(stems, results)):
         for method in ('GradCAM', 'GradCAMPlusPlus'):
-            saved = np.load(out / f'{stem}_{method}.npy')
-            assert saved.shape == (1, 64, 64) and saved.dtype == np.float32
-            np.testing.assert_allclose(saved, res['maps'][method], atol=1e-6)
+            ((row, saved),) = load_cams(out / 'raw', i, method, 'top1')
+            assert row['img_path'].endswith(f'img{i}.png')
+            assert (out / 'raw' / row['file']).resolve() == (
+                out / f'{stem}_cam.png'
+            )
+            assert row['target'] == int(res['targets'][0])
+            np.testing.assert_allclose(
+                saved, res['maps'][method][0], atol=2**-11
+            )
+    # a second run never touches the first one's files
+    before = {p: p.read_bytes() for p in (out / 'raw').rglob('*.*')}
+    proc = run_tool(
+        small_setup['img_dir'],
+        small_setup['config'],
+        small_setup['ckpt'],
+        '--save-raw',
+        '--out-dir',
+        out,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert {p: p.read_bytes() for p in (out / 'raw').rglob('*.*')} == before
+    assert len(load_cams(out / 'raw_1')) == 3
 
 
 def test_cli_wrong_layer_lists_close_matches(small_setup, tmp_path):
@@ -147,3 +174,31 @@ def test_save_path_single_image_never_overwrites(
         tool_module.main(argv + ['--target-category', '7', '--overwrite']) == 0
     )
     assert target.read_bytes() != first
+
+
+def test_save_path_raw_dump_is_never_overwritten(
+    tool_module, small_setup, tmp_path, capsys
+):
+    img = osp.join(small_setup['img_dir'], 'img1.png')
+    target = tmp_path / 'cam.png'
+    argv = [
+        img,
+        small_setup['config'],
+        small_setup['ckpt'],
+        '--save-path',
+        str(target),
+        '--save-raw',
+        '--target-category',
+        '5',
+        '9',
+    ]
+    assert tool_module.main(argv) == 0
+    rows = load_cams(tmp_path / 'cam_raw', 0)
+    assert [(r['target_kind'], r['target']) for r, _ in rows] == [
+        ('category1', 5),
+        ('category2', 9),
+    ]
+    target.unlink()  # the PNG is gone, but the raw dump still exists
+    assert tool_module.main(argv) != 0
+    assert 'cam_raw exists' in capsys.readouterr().err
+    assert not target.exists()

@@ -20,6 +20,8 @@ from typing import (
     Union,
 )
 
+from ...fileio.map_store import RAW_DTYPES
+
 __all__ = [
     'SampleSelection',
     'DumpOptions',
@@ -65,9 +67,11 @@ class SampleSelection:
         classes: Keep only samples whose ground truth is one of these
             classes (indices or names from the dataset's ``classes``).
         max_per_eval: Cap per evaluation, so a misconfigured filter cannot
-            dump a whole data set. Under ``N`` processes each rank takes at
-            most ``ceil(max_per_eval / N)`` (ranks cannot see each other's
-            counts without a collective per iteration).
+            dump a whole data set; ``None`` means no cap. The samples kept
+            are the first ones a single process would take, also under
+            ``N`` processes (each rank holds back up to ``max_per_eval``
+            candidates and the gathered set is cut to the cap in
+            single-process order before anything is written).
     """
 
     mode: str = 'first'
@@ -76,7 +80,7 @@ class SampleSelection:
     seed: int = 0
     misclassified_only: bool = False
     classes: Optional[Sequence[Union[int, str]]] = None
-    max_per_eval: int = 32
+    max_per_eval: Optional[int] = 32
 
     def __post_init__(self) -> None:
         _check_choice('samples.mode', self.mode, SELECTION_MODES)
@@ -85,10 +89,14 @@ class SampleSelection:
                 "samples.mode='indices' needs a non-empty "
                 'samples.indices list of dataset indices.'
             )
-        if self.num < 1 or self.max_per_eval < 1:
+        _check_count('samples.num', self.num)
+        if self.max_per_eval is not None:
+            _check_count('samples.max_per_eval', self.max_per_eval)
+        bad = [i for i in self.indices if not _is_int(i) or int(i) < 0]
+        if bad:
             raise ValueError(
-                'samples.num and samples.max_per_eval must be '
-                f'>= 1, got {self.num} and {self.max_per_eval}.'
+                f'samples.indices must be dataset indices (ints >= 0), '
+                f'got {bad}.'
             )
 
 
@@ -109,7 +117,23 @@ class DumpOptions:
             per method) to the runner's visualizer backends.
         alpha: Heat-map opacity in overlays.
         colormap: Matplotlib colormap name.
-        signed: Show the signed map (before ReLU) with a diverging colormap.
+        signed: Show the signed map (before ReLU) with a diverging colormap
+            (raw maps are then stored as float32: signed values can be
+            too small for float16).
+        save_images: Per-sample PNGs (the input and one overlay per target
+            and method). Off, an evaluation writes O(methods) files: the
+            index, the map store, thumbnail sheets, gallery and report.
+        raw_dtype: ``'float16'`` (half the size, about 3 decimals on
+            ``[0, 1]`` maps) or ``'float32'``.
+        raw_downsample: Store raw maps this many times smaller.
+        thumbnails: Thumbnail sheets for the gallery (a tile per sample
+            and map, 1024 tiles per JPEG sheet).
+        report: Write the false-positive report (``false_positives.*``:
+            misclassified samples grouped by ground truth -> prediction).
+        backend_samples: Grids sent to the vis backends per evaluation at
+            most (the first samples in dataset order); ``None``: all.
+        max_pending: Write jobs queued for the background writer at most
+            (``0``: write in the loop's thread).
     """
 
     out_dir: str = 'cam'
@@ -120,13 +144,25 @@ class DumpOptions:
     alpha: float = 0.5
     colormap: str = 'jet'
     signed: bool = False
+    save_images: bool = True
+    raw_dtype: str = 'float16'
+    raw_downsample: int = 1
+    thumbnails: bool = True
+    report: bool = True
+    backend_samples: Optional[int] = 64
+    max_pending: int = 64
 
     def __post_init__(self) -> None:
         _check_choice('output.index_format', self.index_format, INDEX_FORMATS)
+        _check_choice('output.raw_dtype', self.raw_dtype, RAW_DTYPES)
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(
                 f'output.alpha must be in [0, 1], got {self.alpha}.'
             )
+        _check_count('output.raw_downsample', self.raw_downsample)
+        if self.backend_samples is not None:
+            _check_count('output.backend_samples', self.backend_samples, 0)
+        _check_count('output.max_pending', self.max_pending, 0)
 
 
 @dataclass(frozen=True)
@@ -175,3 +211,20 @@ def build_options(
 def _check_choice(arg: str, value: Any, choices: Tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f'{arg} must be one of {choices}, got {value!r}.')
+
+
+def _is_int(value: Any) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        or (
+            hasattr(value, 'dtype')
+            and getattr(value.dtype, 'kind', '') in 'iu'
+        )
+    )
+
+
+def _check_count(arg: str, value: Any, least: int = 1) -> None:
+    """An int >= ``least`` (bool and float refused)."""
+    if not _is_int(value) or int(value) < least:
+        raise ValueError(f'{arg} must be an int >= {least}, got {value!r}.')

@@ -5,19 +5,37 @@ Add to any MMPretrain config::
     custom_imports = dict(imports=['mmcam_ext'], allow_failed_imports=False)
     custom_hooks = [dict(type='CAMVisualizationHook', methods=['gradcam'])]
 
-The val loop runs under ``torch.no_grad()``; the CAMs come from a separate
-forward with grad enabled on the unwrapped model in eval mode
-(:class:`~mmcam_ext.apis.CAMEngine`), which restores ``requires_grad``,
-``.grad``, training flags and removes its torch hooks. This hook adds: which
-samples, where the files go, and the distributed bookkeeping (each rank
-explains its shard; the index is merged on rank 0).
+Three ways to the maps, chosen per model (the debug log says which ran):
+
+* **Pooled-head fast path**: when the target layer reaches the logits only
+  through global average pooling and the head (most CNNs at their last
+  stage, see :mod:`mmcam_ext.apis.pooled_head`), the layer's output is
+  captured by a forward hook during the loop's *own* no-grad
+  ``val_step``/``test_step``, and the gradients come from a backward
+  through the head alone: no forward of the hook's own.
+* **In-loop gradients** (other layers of an ``ImageClassifier``, e.g. a
+  class-token ViT's ``ln1``; :mod:`mmcam_ext.apis.loop_grad`): the loop's
+  own forward builds the graph from the target layer to the head's scores,
+  which go back to the loop detached; the hook backpropagates through that
+  tail afterwards. No forward of the hook's own either.
+* **General path** (ScoreCAM, AblationCAM, attention methods,
+  ``aug_smooth``, models without a ``head``): one extra pass per batch
+  that has a chosen sample, for all of its chosen samples, methods and
+  targets at once (:class:`~mmcam_ext.apis.CAMEngine`, parameters frozen,
+  eval mode, everything restored); none for a batch without one.
+
+Files are written by a background thread (:mod:`mmcam_ext.fileio.writer`),
+flushed at the end of each evaluation. Options are checked against the
+dataset and the model when the run starts, so a wrong index, class name or
+layer stops the run before training; a problem seen only later is a warning
+and the run goes on. The hook runs before MMEngine's ``IterTimerHook`` in
+``after_*_iter``, so its time is part of the iteration's ``time``, never of
+the next iteration's ``data_time``.
 """
 
 import logging
-import math
 import random
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
     Any,
@@ -30,25 +48,33 @@ from typing import (
     Set,
     Tuple,
     Union,
-    overload,
 )
 
 import numpy as np
 import torch
-from mmengine.dataset import DefaultSampler
-from mmengine.dist import all_gather_object, get_dist_info, is_main_process
+from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 from torch import nn
 
 from ...apis.cam_engine import CAMEngine
-from ...fileio.cam_dump import merge_rows, write_index, write_png
-from ...methods.base import BaseCAMMethod, MethodLike, build_method
+from ...apis.loop_grad import LoopGradCapture
+from ...apis.pooled_head import PooledCapture
+from ...errors import InputError
+from ...fileio import SampleCAMs
+from ...methods.base import (
+    BaseCAMMethod,
+    LayerMapMethod,
+    MethodLike,
+    build_method,
+)
 from ...registry import HOOKS
+from ...structures import CAMResult
 from ...utils.image import to_rgb
+from ...utils.model import unwrap_model
 from ...visualization.cam_visualizer import CAMVisualizer
-from ...visualization.gallery import write_gallery
+from .cam_eval import EvalDump
 from .cam_options import (
     TARGET_KINDS,
     DumpOptions,
@@ -56,6 +82,7 @@ from .cam_options import (
     SampleSelection,
     build_options,
 )
+from .cam_selection import EvalSelection, Pick, check_selection, label_of
 
 __all__ = ['CAMVisualizationHook']
 
@@ -63,26 +90,7 @@ PHASES = ('val', 'test')
 SamplesLike = Union[None, Dict[str, Any], SampleSelection]
 OutputLike = Union[None, Dict[str, Any], DumpOptions]
 ExplainLike = Union[None, Dict[str, Any], ExplainOptions]
-Pick = Tuple[int, int]  # (position in the batch, dataset index)
-
-
-@dataclass
-class _EvalState:
-    """Bookkeeping of one evaluation; built fresh in ``before_*_epoch``."""
-
-    phase: str
-    step: int
-    folder: Path
-    candidates: Optional[Set[int]]  # None: every sample is a candidate
-    class_ids: Optional[Set[int]]
-    classes: Optional[Sequence[str]]
-    quota: int  # samples this rank may explain
-    local_indices: List[int]  # dataset indices of this rank's shard
-    padded_from: Optional[int]  # shard positions >= this are sampler padding
-    position: int = 0
-    rows: List[Dict[str, Any]] = field(default_factory=list)
-    grids: List[Tuple[str, np.ndarray]] = field(default_factory=list)
-    errors: int = 0
+Capture = Union[PooledCapture, LoopGradCapture]
 
 
 @HOOKS.register_module()
@@ -90,11 +98,13 @@ class CAMVisualizationHook(Hook):
     """Dump CAMs of chosen samples during validation and/or test.
 
     Per evaluation, ``<work_dir>/<output.out_dir>/<phase>_epoch_<n>/`` (or
-    ``_iter_<n>``, or ``test/``) receives ``<idx>_input.png``, one overlay
-    ``<idx>_<pred|gt><class>_<Method>.png`` per target and method, optional
-    ``.npy`` maps, ``index.json``/``index.csv`` and ``index.html``. One grid
-    per sample and target also goes to the runner's visualizer backends with
-    the epoch (epoch-based) or iteration as step.
+    ``_iter_<n>``, or ``<phase>_<timestamp>`` for test and val-only runs)
+    receives the index (``index.json``/``.csv``), the raw maps in a compact
+    store (``maps/``, with ``output.save_raw``; read them with
+    :func:`mmcam_ext.fileio.load_cams`), thumbnail sheets, the gallery
+    ``index.html``, the false-positive report ``false_positives.*`` and,
+    with ``output.save_images``, per-sample PNGs. One grid per sample and
+    target also goes to the runner's visualizer backends.
 
     Args:
         methods: CAM method name(s) or config dict(s), e.g. ``'gradcam'``,
@@ -115,7 +125,9 @@ class CAMVisualizationHook(Hook):
             as warnings and the evaluation carries on unharmed.
     """
 
-    priority = 'LOW'
+    # Before IterTimerHook (NORMAL): the CAM work of an iteration is booked
+    # as that iteration's `time`, not as the next one's `data_time`.
+    priority = 'ABOVE_NORMAL'
 
     def __init__(
         self,
@@ -135,8 +147,9 @@ class CAMVisualizationHook(Hook):
         )
         if not self.methods:
             raise ValueError('methods is empty: name at least one CAM method.')
-        for method in self.methods:
-            build_method(method)  # unknown names/options fail now
+        # unknown names/options fail now, listing the valid ones
+        built = [build_method(method) for method in self.methods]
+        self.method_names = [m.name for m in built]
         if target not in TARGET_KINDS:
             raise ValueError(
                 f'target must be one of {TARGET_KINDS}, got {target!r}.'
@@ -147,6 +160,8 @@ class CAMVisualizationHook(Hook):
                 f'phases must be a non-empty subset of {PHASES}, '
                 f'got {phases!r}.'
             )
+        if isinstance(interval, bool) or not isinstance(interval, int):
+            raise ValueError(f'interval must be an int, got {interval!r}.')
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}.')
         self.kinds = ['pred', 'gt'] if target == 'both' else [target]
@@ -155,14 +170,34 @@ class CAMVisualizationHook(Hook):
         self.explain = build_options(ExplainOptions, explain, 'explain')
         self.interval = interval
         self.strict = strict
+        # The fast path serves gradient-family methods without aug_smooth.
+        self._fast_ok = not self.explain.aug_smooth and all(
+            isinstance(m, LayerMapMethod) for m in built
+        )
         self._evals = dict.fromkeys(PHASES, 0)
-        self._state: Optional[_EvalState] = None
+        self._dump: Optional[EvalDump] = None
+        self._selection: Optional[EvalSelection] = None
+        self._capture: Optional[Capture] = None
+        self._loop: Optional[LoopGradCapture] = None
+        self._paths_logged: Set[str] = set()
         self._engine: Optional[CAMEngine] = None
         self._drawer: Optional[CAMVisualizer] = None
 
     # ---------------------------------------------------------- stages
+    def before_run(self, runner) -> None:
+        """Check the options against each phase's dataset and the model."""
+        for phase in self.phases:
+            loop = runner._val_loop if phase == 'val' else runner._test_loop
+            if isinstance(loop, BaseLoop):
+                self._check_run(runner, loop)
+
     def before_val_epoch(self, runner) -> None:
         self._begin(runner, 'val', runner.val_loop)
+
+    def before_val_iter(
+        self, runner, batch_idx: int, data_batch: Any = None
+    ) -> None:
+        self._start_capture(data_batch)
 
     def after_val_iter(
         self,
@@ -179,6 +214,11 @@ class CAMVisualizationHook(Hook):
     def before_test_epoch(self, runner) -> None:
         self._begin(runner, 'test', runner.test_loop)
 
+    def before_test_iter(
+        self, runner, batch_idx: int, data_batch: Any = None
+    ) -> None:
+        self._start_capture(data_batch)
+
     def after_test_iter(
         self,
         runner,
@@ -191,38 +231,61 @@ class CAMVisualizationHook(Hook):
     def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
         self._finish(runner)
 
-    # ------------------------------------------------------- selection
-    def _begin(self, runner, phase: str, loop: BaseLoop) -> None:
-        """Decide whether this evaluation is dumped and what it may take.
+    # ----------------------------------------------------- run start
+    def _check_run(self, runner, loop: BaseLoop) -> None:
+        """Fail now, before any training, on options that cannot work.
 
-        Every rank takes the same decision (a counter), so all of them reach
-        the collective in :meth:`_finish` together.
+        Indices and class names against the dataset; ground-truth targets
+        against its labels; target layers (exist, run, fold into a map)
+        against one sample through the model. The RNG streams are kept, so
+        the check does not shift the run.
+        """
+        dataset = loop.dataloader.dataset
+        check_selection(self.selection, dataset)
+        if 'gt' in self.kinds and 'gt_label' not in dataset.get_data_info(0):
+            raise InputError(
+                f'target={"both" if len(self.kinds) > 1 else "gt"!r} needs '
+                'ground-truth labels, but the dataset has none (a test set '
+                "without labels?). Use target='pred'."
+            )
+        model = unwrap_model(runner.model)
+        with _rng_kept():
+            inputs = _probe_inputs(model, loop.dataloader)
+            engine = self._get_engine(model)
+            engine.spec_for(inputs)
+            if self._fast_ok and engine.pooled_head(inputs) is None:
+                self._loop = engine.loop_capture(inputs)
+
+    # ------------------------------------------------------ evaluation
+    def _begin(self, runner, phase: str, loop: BaseLoop) -> None:
+        """Decide whether this evaluation is dumped and set it up.
+
+        Every rank takes the same decision (a counter), so all of them
+        reach the collectives in :meth:`_finish` together.
         """
         self._evals[phase] += 1
-        self._state = None
+        self._close_unfinished()
+        self._paths_logged = set()
         if phase not in self.phases or self._evals[phase] % self.interval:
             return
-        dataloader = loop.dataloader
-        dataset = dataloader.dataset
-        rank, world_size = get_dist_info()
+        rank, world = get_dist_info()
         step, label = self._step(runner, phase, self._evals[phase])
-        classes = dataset.metainfo.get('classes')
-        self._state = _EvalState(
-            phase=phase,
-            step=step,
-            folder=Path(runner.work_dir, self.output.out_dir, label),
-            candidates=self._candidates(len(dataset)),
-            class_ids=self._class_ids(classes),
-            classes=list(classes) if classes is not None else None,
-            quota=math.ceil(self.selection.max_per_eval / world_size),
-            local_indices=list(iter(dataloader.sampler)),
-            padded_from=(
-                math.ceil((len(dataset) - rank) / world_size)
-                if isinstance(dataloader.sampler, DefaultSampler)
-                else None
-            ),
+        classes = loop.dataloader.dataset.metainfo.get('classes')
+        classes = list(classes) if classes is not None else None
+        self._selection = EvalSelection.build(
+            self.selection, loop.dataloader, rank, world
         )
-        self._state.folder.mkdir(parents=True, exist_ok=True)
+        self._dump = EvalDump(
+            phase,
+            step,
+            Path(runner.work_dir, self.output.out_dir, label),
+            classes,
+            self.output,
+            self._overlay,
+            self.selection.max_per_eval,
+            self._grid_job(runner, classes),
+        )
+        self._dump.folder.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
     def _step(runner, phase: str, count: int) -> Tuple[int, str]:
@@ -244,223 +307,206 @@ class CAMVisualizationHook(Hook):
             return runner.epoch, f'{phase}_epoch_{runner.epoch}'
         return runner.iter, f'{phase}_iter_{runner.iter}'
 
-    def _candidates(self, size: int) -> Optional[Set[int]]:
-        sel = self.selection
-        if sel.mode == 'all':
-            return None
-        if sel.mode == 'first':
-            return set(range(min(sel.num, size)))
-        if sel.mode == 'random':
-            rng = np.random.default_rng(sel.seed)
-            return {
-                int(i)
-                for i in rng.choice(size, min(sel.num, size), replace=False)
-            }
-        bad = [i for i in sel.indices if not 0 <= int(i) < size]
-        if bad:
-            raise IndexError(
-                f'samples.indices {bad} out of range: the '
-                f'dataset has {size} samples (0..{size - 1}).'
-            )
-        return {int(i) for i in sel.indices}
+    def _start_capture(self, data_batch: Any) -> None:
+        """Capture the target layer in the loop's own forward, if the
+        fast path applies and the batch may hold a chosen sample."""
+        sel, engine = self._selection, self._engine
+        if sel is None or engine is None or not self._fast_ok:
+            return
+        inputs = (
+            data_batch.get('inputs') if isinstance(data_batch, dict) else None
+        )
+        if inputs is None or not sel.may_pick(len(inputs)):
+            return
+        head = engine.cached_pooled_head()
+        if head is not None:
+            self._capture = head.capture().start()
+        elif self._loop is not None and self._loop.model is engine.model:
+            self._capture = self._loop.start()
 
-    def _class_ids(
-        self, classes: Optional[Sequence[str]]
-    ) -> Optional[Set[int]]:
-        wanted = self.selection.classes
-        if wanted is None:
-            return None
-        names = list(classes or [])
-        ids = set()
-        for cls in wanted:
-            if isinstance(cls, str):
-                if cls not in names:
-                    raise KeyError(
-                        f'samples.classes: no class {cls!r} in the '
-                        f'dataset; its classes are {names}.'
-                    )
-                ids.add(names.index(cls))
-            else:
-                ids.add(int(cls))
-        return ids
-
-    def _pick(
-        self, st: _EvalState, outputs: Sequence, start: int
-    ) -> List[Pick]:
-        """Samples of this batch to explain: candidates, filters, quota."""
-        picks: List[Pick] = []
-        taken = len({row['dataset_index'] for row in st.rows})
-        for i, sample in enumerate(outputs):
-            pos = start + i
-            if taken + len(picks) >= st.quota or (
-                st.padded_from is not None and pos >= st.padded_from
-            ):
-                break  # quota reached, or the sampler's padding repeats
-            idx = sample.get('sample_idx')
-            idx = int(st.local_indices[pos] if idx is None else idx)
-            gt, pred = _label(sample, 'gt_label'), _label(sample, 'pred_label')
-            if (
-                (st.candidates is not None and idx not in st.candidates)
-                or (
-                    self.selection.misclassified_only
-                    and (gt is None or gt == pred)
-                )
-                or (st.class_ids is not None and gt not in st.class_ids)
-            ):
-                continue
-            picks.append((i, idx))
-        return picks
-
-    # ----------------------------------------------------------- work
     def _on_iter(
         self, runner, data_batch: Any, outputs: Optional[Sequence]
     ) -> None:
-        st = self._state
-        if st is None or not outputs:
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.stop()
+        sel, dump = self._selection, self._dump
+        if sel is None or dump is None or not outputs:
             return
-        start, st.position = st.position, st.position + len(outputs)
         try:
-            picks = self._pick(st, outputs, start)
+            picks = sel.pick(outputs)
             if picks:
-                self._explain_batch(runner, st, data_batch, outputs, picks)
+                result = self._explain(
+                    runner, data_batch, picks, outputs, capture
+                )
+                self._add_samples(dump, data_batch, outputs, picks, result)
         except Exception as err:
-            self._fail(st, err)
+            self._fail(dump, err)
+        finally:
+            if isinstance(capture, LoopGradCapture):
+                capture.clear()  # drop the tail's graph
 
-    def _explain_batch(
+    def _explain(
         self,
         runner,
-        st: _EvalState,
         data_batch: dict,
-        outputs: Sequence,
         picks: List[Pick],
-    ) -> None:
-        """CAMs of the picked samples, written to disk and kept for backends.
+        outputs: Sequence,
+        capture: Optional[Capture],
+    ) -> CAMResult:
+        """CAMs of the picked samples: from the loop's own forward (pooled
+        head or in-loop gradients) or from one extra pass.
 
-        The torch RNG is forked so the extra work does not shift the random
-        stream of the training that follows.
+        The torch RNG is forked and Python's and NumPy's kept, so the extra
+        work does not shift the random streams of the run.
         """
-        model = getattr(runner.model, 'module', runner.model)
-        rows = [i for i, _ in picks]
+        model = unwrap_model(runner.model)
+        engine = self._get_engine(model)
+        rows = [p.row for p in picks]
         targets = np.array(
-            [
-                [self._target(outputs[i], kind) for kind in self.kinds]
-                for i in rows
-            ]
+            [[self._target(outputs[i], k) for k in self.kinds] for i in rows]
         )
-        with torch.random.fork_rng(devices=[]), _python_numpy_rng_kept():
-            inputs = model.data_preprocessor(data_batch, False)['inputs']
-            result = self._get_engine(model).explain(
+        with _rng_kept():
+            if self._loop_ready(engine, capture):
+                assert isinstance(capture, LoopGradCapture)
+                self._log_path('in-loop gradients (no extra forward)')
+                return engine.explain_loop(
+                    capture,
+                    self.methods,
+                    targets,
+                    rows,
+                    self.explain.eigen_smooth,
+                )
+            if (
+                isinstance(capture, PooledCapture)
+                and capture.complete
+                and (
+                    engine.cached_pooled_head(capture.input_size)
+                    is capture.head
+                )
+            ):
+                self._log_path('pooled-head fast path (no extra forward)')
+                return engine.explain_captured(
+                    capture,
+                    self.methods,
+                    targets,
+                    rows,
+                    self.explain.eigen_smooth,
+                )
+            self._log_path('general path (one extra pass per batch)')
+            inputs = _preprocess(model, data_batch)
+            return engine.explain(
                 inputs[rows],
                 methods=self.methods,
                 targets=targets,
                 aug_smooth=self.explain.aug_smooth,
                 eigen_smooth=self.explain.eigen_smooth,
             )
-        for j, (i, idx) in enumerate(picks):
-            self._dump_sample(
-                runner, st, data_batch['inputs'][i], outputs[i], idx, result, j
+
+    def _log_path(self, path: str) -> None:
+        """Say at debug level, once per evaluation, which path ran."""
+        if path not in self._paths_logged:
+            self._paths_logged.add(path)
+            print_log(
+                f'[mmcam_ext] CAMVisualizationHook: {path}',
+                logger='current',
+                level=logging.DEBUG,
             )
 
-    def _dump_sample(
+    @staticmethod
+    def _loop_ready(engine: CAMEngine, capture: Optional[Capture]) -> bool:
+        """The in-loop capture saw a whole forward of the size it was set
+        up for (another size may need other target layers)."""
+        if not isinstance(capture, LoopGradCapture) or not capture.complete:
+            return False
+        assert capture.input_size is not None
+        return engine.cached_spec(capture.input_size) is capture.spec
+
+    def _add_samples(
         self,
-        runner,
-        st: _EvalState,
-        raw: torch.Tensor,
-        sample,
-        idx: int,
-        result,
-        j: int,
+        dump: EvalDump,
+        data_batch: dict,
+        outputs: Sequence,
+        picks: List[Pick],
+        result: CAMResult,
     ) -> None:
-        """Write one sample's input, overlays and maps; record its rows."""
+        """Hand each picked sample to the evaluation's writer."""
         out = self.output
-        image = to_rgb(raw.cpu().numpy(), 'bgr')  # MMPretrain loads BGR
-        height, width = image.shape[:2]
-        stem = f'{idx:06d}'
-        write_png(st.folder / f'{stem}_input.png', image)
-        gt, pred = _label(sample, 'gt_label'), int(result.pred_labels[j])
-        pred = _label(sample, 'pred_label', pred)
-        score = _score(sample, pred, float(result.pred_scores[j]))
         maps = result.raw_maps if out.signed else result.maps
-        for k, kind in enumerate(self.kinds):
-            target = int(result.targets[j, k])
-            cams = {name: m[j, k, :height, :width] for name, m in maps.items()}
-            for name, cam in cams.items():
-                file = f'{stem}_{kind}{target}_{name}.png'
-                write_png(
-                    st.folder / file,
-                    CAMVisualizer.overlay(
-                        image, cam, out.alpha, out.colormap, out.signed
-                    ),
-                )
-                raw_file = ''
-                if out.save_raw:
-                    raw_file = file[:-4] + '.npy'
-                    np.save(st.folder / raw_file, cam.astype(np.float32))
-                st.rows.append(
-                    dict(
-                        dataset_index=idx,
+        rank = get_dist_info()[0]
+        for j, pick in enumerate(picks):
+            sample = outputs[pick.row]
+            image = to_rgb(data_batch['inputs'][pick.row].cpu().numpy(), 'bgr')
+            h, w = image.shape[:2]
+            gt = label_of(sample, 'gt_label')
+            pred = label_of(sample, 'pred_label')
+            pred = int(result.pred_labels[j]) if pred is None else pred
+            dump.add(
+                (pick.order, pick.index),
+                SampleCAMs(
+                    index=pick.index,
+                    stem=f'{pick.index:06d}',
+                    image=image,
+                    maps={n: m[j, :, :h, :w] for n, m in maps.items()},
+                    kinds=self.kinds,
+                    targets=[int(t) for t in result.targets[j]],
+                    target_scores=[float(s) for s in result.target_scores[j]],
+                    blank={n: b[j] for n, b in result.blank.items()},
+                    info=dict(
                         img_path=sample.get('img_path', ''),
                         gt=gt,
                         pred=pred,
-                        score=score,
-                        misclassified=gt is not None and gt != pred,
-                        target_kind=kind,
-                        target=target,
-                        target_score=float(result.target_scores[j, k]),
-                        method=name,
-                        file=file,
-                        raw_file=raw_file,
-                        input_file=f'{stem}_input.png',
-                        rank=get_dist_info()[0],
-                    )
-                )
-            if out.to_backends:
-                st.grids.append(
-                    (
-                        f'cam_{st.phase}/{stem}_{kind}',
-                        self._draw_grid(
-                            runner, st, image, cams, gt, pred, score, target
+                        score=_score(
+                            sample, pred, float(result.pred_scores[j])
                         ),
-                    )
-                )
+                        misclassified=gt is not None and gt != pred,
+                        rank=rank,
+                    ),
+                ),
+            )
 
-    def _draw_grid(
-        self,
-        runner,
-        st: _EvalState,
-        image: np.ndarray,
-        cams: Dict[str, np.ndarray],
-        gt: Optional[int],
-        pred: int,
-        score: float,
-        target: int,
-    ) -> np.ndarray:
-        """Original + one overlay per method, drawn by a CAMVisualizer.
+    # ---------------------------------------------------------- drawing
+    def _overlay(self, image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+        out = self.output
+        return CAMVisualizer.overlay(
+            image, cam, out.alpha, out.colormap, out.signed
+        )
 
-        The runner's visualizer draws if it is one; otherwise a private
-        instance (built directly, so it does not replace the runner's as
-        MMEngine's current instance) draws and the runner's backends only
-        receive the picture.
-        """
-        drawer = runner.visualizer
+    def _grid_job(self, runner, classes):
+        """Draws one backend grid, or ``None`` when no backend gets one."""
+        vis = runner.visualizer
+        if not self.output.to_backends or not getattr(
+            vis, '_vis_backends', None
+        ):
+            return None
+        drawer = vis
         if not isinstance(drawer, CAMVisualizer):
+            # Built directly, so it does not replace the runner's
+            # visualizer as MMEngine's current instance.
             if self._drawer is None:
                 self._drawer = CAMVisualizer(name='mmcam_ext_hook_drawer')
             drawer = self._drawer
-        return drawer.draw_cam(
-            image,
-            cams,
-            signed=self.output.signed,
-            gt_label=gt,
-            pred_label=pred,
-            pred_score=score,
-            target_label=target,
-            classes=st.classes,
-            alpha=self.output.alpha,
-            colormap=self.output.colormap,
-            add_to_backends=False,
-        )
 
+        def draw(sample: SampleCAMs, kind: str) -> np.ndarray:
+            k = list(sample.kinds).index(kind)
+            info = sample.info
+            return drawer.draw_cam(
+                sample.image,
+                {n: m[k] for n, m in sample.maps.items()},
+                signed=self.output.signed,
+                gt_label=info['gt'],
+                pred_label=info['pred'],
+                pred_score=info['score'],
+                target_label=int(sample.targets[k]),
+                classes=classes,
+                alpha=self.output.alpha,
+                colormap=self.output.colormap,
+                add_to_backends=False,
+            )
+
+        return draw
+
+    # --------------------------------------------------------- helpers
     def _get_engine(self, model: nn.Module) -> CAMEngine:
         if self._engine is None or self._engine.model is not model:
             self._engine = CAMEngine(
@@ -471,91 +517,54 @@ class CAMVisualizationHook(Hook):
         return self._engine
 
     def _target(self, sample, kind: str) -> int:
-        label = _label(sample, f'{kind}_label')
+        label = label_of(sample, f'{kind}_label')
         if label is None:
-            raise ValueError(
+            raise InputError(
                 f'target={kind!r} needs {kind}_label in the data samples, '
-                'but this dataset has none (a test set without labels?). '
-                "Use target='pred'."
+                "but this batch has none. Use target='pred'."
             )
         return label
 
     # ---------------------------------------------------------- finish
     def _finish(self, runner) -> None:
-        """Gather rows and grids on rank 0; write index, gallery, backends.
-
-        Every rank calls the collective, also one that explained nothing or
-        failed, so no rank waits forever.
-        """
-        st, self._state = self._state, None
-        if st is None:
+        """Flush and gather every rank; rank 0 writes index, gallery,
+        report and backends. Every rank calls the collectives, also one
+        that explained nothing or failed, so no rank waits forever."""
+        dump, self._dump, self._selection = self._dump, None, None
+        if dump is None:
             return
-        parts = all_gather_object((st.rows, st.grids, st.errors))
-        if not is_main_process():
-            return
-        try:
-            rows = merge_rows(p[0] for p in parts)
-            self._write_outputs(runner, st, rows)
-            for name, grid in sorted(g for p in parts for g in p[1]):
-                runner.visualizer.add_image(name, grid, step=st.step)
-            errors = sum(p[2] for p in parts)
-            print_log(
-                f'[mmcam_ext] {st.phase}: CAMs of '
-                f'{len({r["dataset_index"] for r in rows})} sample(s) in '
-                f'{st.folder}'
-                + (f' ({errors} batch(es) failed)' if errors else ''),
-                logger='current',
-            )
-        except Exception as err:
-            self._fail(st, err)
-
-    def _write_outputs(
-        self, runner, st: _EvalState, rows: List[Dict[str, Any]]
-    ) -> None:
         meta = dict(
-            phase=st.phase,
-            step=st.step,
-            methods=self.methods,
+            phase=dump.phase,
+            step=dump.step,
+            methods=self.method_names,
             target=self.kinds,
-            classes=st.classes,
-            work_dir=str(runner.work_dir),
+            classes=dump.classes,
         )
-        write_index(st.folder, rows, self.output.index_format, meta)
-        if self.output.gallery:
-            write_gallery(
-                st.folder,
-                rows,
-                classes=st.classes,
-                title=f'CAMs: {st.folder.name}',
-            )
+        try:
+            dump.finish(str(runner.work_dir), meta, runner.visualizer)
+        except Exception as err:
+            self._fail(dump, err)
 
-    def _fail(self, st: _EvalState, err: Exception) -> None:
+    def _close_unfinished(self) -> None:
+        """An evaluation that ended in an exception left its writer open."""
+        dump, self._dump, self._selection = self._dump, None, None
+        if self._capture is not None:
+            self._capture.stop()
+            self._capture = None
+        if dump is not None:
+            dump.writer.close()
+
+    def _fail(self, dump: EvalDump, err: Exception) -> None:
         if self.strict:
             raise err
-        st.errors += 1
+        dump.failed_batches += 1
         print_log(
             f'[mmcam_ext] CAMVisualizationHook skipped a batch: '
-            f'{type(err).__name__}: {err}. The {st.phase} run continues '
+            f'{type(err).__name__}: {err}. The {dump.phase} run continues '
             '(set strict=True to stop on such errors).',
             logger='current',
             level=logging.WARNING,
         )
-
-
-@overload
-def _label(sample, key: str, default: None = None) -> Optional[int]: ...
-
-
-@overload
-def _label(sample, key: str, default: int) -> int: ...
-
-
-def _label(sample, key: str, default: Optional[int] = None) -> Optional[int]:
-    """First label of ``gt_label``/``pred_label`` as int, or ``default``."""
-    value = sample.get(key)
-    if value is None or len(value) == 0:
-        return default
-    return int(value[0])
 
 
 def _score(sample, pred: int, default: float) -> float:
@@ -563,9 +572,21 @@ def _score(sample, pred: int, default: float) -> float:
     return float(scores[pred]) if scores is not None else default
 
 
+def _probe_inputs(model: nn.Module, loader) -> torch.Tensor:
+    """One preprocessed sample of ``loader``'s dataset (the first)."""
+    return _preprocess(model, loader.collate_fn([loader.dataset[0]]))
+
+
+def _preprocess(model: nn.Module, data_batch: dict) -> torch.Tensor:
+    """The model's own preprocessing of a loader batch (no augmentation)."""
+    preprocessor = model.data_preprocessor
+    assert isinstance(preprocessor, nn.Module)  # MMEngine's BaseModel
+    return preprocessor(data_batch, False)['inputs']
+
+
 @contextmanager
-def _python_numpy_rng_kept() -> Iterator[None]:
-    """Restore Python's and NumPy's global RNG state after the CAM work.
+def _rng_kept() -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's CPU RNG state afterwards.
 
     Some methods draw from them (RandomCAM uses ``np.random``); the data
     pipeline's augmentations draw from the same streams, so the run must not
@@ -573,7 +594,8 @@ def _python_numpy_rng_kept() -> Iterator[None]:
     """
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
-        yield
+        with torch.random.fork_rng(devices=[]):
+            yield
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)

@@ -1,11 +1,12 @@
 """CAMVisualizationHook in real MMEngine Runners on tiny untrained models.
 
-Covers the config form users write, the sample options, the on-disk dump,
-the vis backends and that the run is not disturbed. Training-quality checks
-(CAM inside the object box) are in test_cam_e2e.py.
+Covers the config form users write, the sample options, the on-disk dump
+and that the run is not disturbed. Options checked at run start and
+warnings: ``test_cam_visualization_hook_options.py``; fast and general
+path: ``..._paths.py``; vis backends: ``..._backends.py``; trained models,
+localisation and DDP: ``..._e2e.py``.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from mmcam_ext.fileio import read_index
+from mmcam_ext import CAMEngine
+from mmcam_ext.fileio import load_cams, read_index
 from tests.helpers.runner import (
     assert_same_state,
     hook_count,
@@ -56,9 +58,68 @@ def test_val_dump_matches_dataset(tmp_path):
         assert row['gt'] == int(info['gt_label'])
         overlay = folder / row['file']
         assert overlay.is_file() and (folder / row['input_file']).is_file()
-        cam = np.load(folder / row['raw_file'])
+        assert isinstance(row['blank'], bool)
+    maps = load_cams(folder)
+    assert len(maps) == len(rows)
+    for _, cam in maps:
         assert cam.shape == (32, 32) and 0 <= cam.min() <= cam.max() <= 1
     assert (folder / 'index.html').is_file()
+    assert (folder / 'false_positives.csv').is_file()
+
+
+def test_stored_maps_equal_the_engines(tmp_path):
+    """The hook's maps (fast path, from the loop's own forward) read back
+    equal to the engine's general path on the same preprocessed batch."""
+    hook = dict(
+        HOOK,
+        target='both',
+        samples=dict(mode='all'),
+        output=dict(save_raw=True, raw_dtype='float32', save_images=False),
+    )
+    runner, _ = _run_val(tmp_path, hook)
+    folder = _dump_dirs(runner)[0]
+    model = runner.model
+    engine = CAMEngine(model, fast_path=False)
+    checked = 0
+    for batch in runner.val_dataloader:
+        inputs = model.data_preprocessor(batch, False)['inputs']
+        samples = batch['data_samples']
+        with torch.no_grad():
+            preds = model(inputs, mode='tensor').argmax(1)
+        gts = [int(s.gt_label[0]) for s in samples]
+        res = engine.explain(
+            inputs,
+            ['gradcam', 'layercam'],
+            targets=np.stack([preds.numpy(), gts], 1),
+        )
+        for j, sample in enumerate(samples):
+            for k, kind in enumerate(('pred', 'gt')):
+                for method in ('GradCAM', 'LayerCAM'):
+                    ((row, cam),) = load_cams(
+                        folder, sample.sample_idx, method, kind
+                    )
+                    assert row['target'] == int(res.targets[j, k])
+                    np.testing.assert_allclose(
+                        cam, res.maps[method][j, k], atol=1e-5
+                    )
+                    checked += 1
+    assert checked == 12 * 2 * 2
+
+
+@pytest.mark.parametrize('sign', [-1, 1])
+def test_blank_column_marks_maps_without_positive_evidence(tmp_path, sign):
+    """At the last stage (post-ReLU activations) a head whose weights are
+    all negative gives Grad-CAM maps <= 0 everywhere: blank after the
+    ReLU; all-positive weights give none."""
+    hook = dict(HOOK, methods='gradcam', samples=dict(mode='all'))
+    runner = Runner.from_cfg(tiny_cfg(tmp_path, hook=hook))
+    fc = runner.model.head.fc
+    with torch.no_grad():
+        fc.weight.copy_(sign * fc.weight.abs())
+    runner.val()
+    rows = read_index(_dump_dirs(runner)[0])
+    assert len(rows) == 12
+    assert [r['blank'] for r in rows] == [sign < 0] * 12
 
 
 @pytest.mark.parametrize(
@@ -67,7 +128,9 @@ def test_val_dump_matches_dataset(tmp_path):
         (dict(mode='first', num=3), [0, 1, 2]),
         (dict(mode='indices', indices=[7, 2, 11]), [2, 7, 11]),
         (dict(mode='all', classes=['square']), 'square'),
-        (dict(mode='all', max_per_eval=5), 5),
+        (dict(mode='all', max_per_eval=5), [0, 1, 2, 3, 4]),
+        (dict(mode='all', max_per_eval=None), list(range(12))),
+        (dict(mode='first', num=20, max_per_eval=None), list(range(12))),
     ],
 )
 def test_sample_selection(tmp_path, samples, expect):
@@ -207,72 +270,40 @@ def test_interval_counts_evaluations(tmp_path):
     assert [p.name for p in _dump_dirs(runner)] == ['val_epoch_2']
 
 
-def test_error_in_cam_work_is_a_warning(tmp_path):
-    hook = dict(HOOK, explain=dict(target_layers=['backbone.no_such_layer']))
-    runner, metrics = _run_val(tmp_path, hook)
-    _, clean = _run_val(tmp_path / 'clean', None)
-    assert metrics == clean
-    log = next(Path(runner.log_dir).glob('*.log')).read_text()
-    assert 'CAMVisualizationHook skipped a batch' in log
-    assert 'no_such_layer' in log
-    (folder,) = _dump_dirs(runner)
-    assert json.loads((folder / 'index.json').read_text())['rows'] == []
-
-
-def test_strict_mode_reraises(tmp_path):
-    hook = dict(
-        HOOK,
-        strict=True,
-        explain=dict(target_layers=['backbone.no_such_layer']),
-    )
-    runner = Runner.from_cfg(tiny_cfg(tmp_path, hook=hook))
-    with pytest.raises(KeyError, match='no_such_layer'):
-        runner.val()
-
-
-def test_images_reach_tensorboard(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import (
-        EventAccumulator,
-    )
-
-    hook = dict(HOOK, samples=dict(mode='first', num=3))
-    runner = Runner.from_cfg(
-        tiny_cfg(tmp_path, epochs=1, hook=hook, tensorboard=True)
-    )
-    runner.train()
-    events = list(Path(runner.log_dir).rglob('events.out.tfevents*'))
-    assert events, 'no TensorBoard event file'
-    acc = EventAccumulator(str(events[0].parent), size_guidance={'images': 0})
-    acc.Reload()
-    tags = sorted(t for t in acc.Tags()['images'] if t.startswith('cam_val'))
-    assert tags == [f'cam_val/{i:06d}_pred' for i in range(3)]
-    image = acc.Images(tags[0])[0]
-    assert image.step == 1 and image.width > 32 * 3
-    assert image.encoded_image_string[:4] == b'\x89PNG'
-
-
 @pytest.mark.parametrize(
-    'bad, match',
-    [
-        (dict(methods='nocam'), 'Unknown CAM method'),
-        (dict(target='label'), 'target must be one of'),
-        (dict(samples=dict(mdoe='first')), 'valid keys'),
-        (dict(samples=dict(mode='indices')), 'non-empty'),
-        (dict(phases=['train']), 'phases must be'),
-        (dict(output=dict(index_format='xml')), 'index_format'),
-    ],
+    'methods', [['gradcam', 'layercam'], ['gradcam', 'attention_rollout']]
 )
-def test_bad_options_fail_early_with_choices(bad, match):
-    from mmpretrain.registry import HOOKS
+def test_vit_run_undisturbed(tmp_path, methods):
+    """The in-loop gradient path runs the ViT's tail with grad inside the
+    loop's forward (and a general-path method beside it): metrics, weights,
+    ``.grad`` and flags stay bit-identical; no torch hook remains."""
+    hook = dict(HOOK, methods=methods, samples=dict(mode='all'))
+    runner = Runner.from_cfg(tiny_cfg(tmp_path / 'on', arch='vit', hook=hook))
+    model = runner.model
+    for p in list(model.parameters())[::4]:
+        p.grad = torch.randn_like(p)
+    before, handles = model_state(model), hook_count(model)
+    with_hook = runner.val()
+    assert hook_count(model) == handles and torch.is_grad_enabled()
+    model.train(False)
+    before['training'] = {n: m.training for n, m in model.named_modules()}
+    assert_same_state(before, model_state(model))
+    off = Runner.from_cfg(tiny_cfg(tmp_path / 'off', arch='vit'))
+    off.model.load_state_dict(model.state_dict())
+    assert with_hook == off.val()
+    assert len(read_index(_dump_dirs(runner)[0])) == 12 * 2
 
-    import mmcam_ext  # noqa: F401
 
-    with pytest.raises((ValueError, KeyError), match=match):
-        HOOKS.build(dict(HOOK, **bad))
-
-
-def test_out_of_range_indices_name_the_valid_range(tmp_path):
-    hook = dict(HOOK, samples=dict(mode='indices', indices=[3, 99]))
-    runner = Runner.from_cfg(tiny_cfg(tmp_path, hook=hook))
-    with pytest.raises(IndexError, match=r'0\.\.11'):
-        runner.val()
+@pytest.mark.slow
+def test_vit_training_identical_with_and_without_hook(tmp_path):
+    states = []
+    for sub, hook in (
+        ('on', dict(HOOK, samples=dict(mode='all'))),
+        ('off', None),
+    ):
+        cfg = tiny_cfg(tmp_path / sub, arch='vit', epochs=2, hook=hook)
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        states.append(runner.model.state_dict())
+    for name, value in states[0].items():
+        assert torch.equal(value, states[1][name]), name
