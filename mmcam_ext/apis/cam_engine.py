@@ -610,13 +610,11 @@ class CAMEngine:
     def _full_method(
         self, method: FullMapMethod, ctx: ExplainContext, layers, eigen_smooth
     ) -> torch.Tensor:
-        gate = layers if getattr(method, 'needs_layer_gate', True) else []
+        gate = layers if method.needs_layer_gate else []
         cols = []
         for k in range(ctx.targets.shape[1]):
             with LayerCapture(gate), torch.enable_grad():
                 cols.append(
-                    method.explain(ctx, k, False, eigen_smooth).to(
-                        ctx.inputs.device
-                    )
+                    method.explain(ctx, k, eigen_smooth).to(ctx.inputs.device)
                 )
         return torch.stack(cols, 1)

@@ -357,63 +357,19 @@ class CAMInferencer:
         self.engine = CAMEngine(self.model, target_layers, num_extra_tokens)
 
     def __call__(
-        self,
-        images: Union[ImageInput, Sequence[ImageInput]],
-        methods: Any = ('gradcam',),
-        targets: TargetsLike = None,
-        topk: int = 1,
-        batch_size: int = 8,
-        aug_smooth: bool = False,
-        eigen_smooth: bool = False,
-        num_workers: int = 0,
-        skip_bad_images: bool = False,
+        self, images: Union[ImageInput, Sequence[ImageInput]], *args, **kwargs
     ) -> List[dict]:
-        """Explain images; one result dict per image, in input order.
+        """Explain images; the results of :meth:`iter_results` as a list.
 
         Args:
-            images: Paths, a directory, a glob, BGR numpy arrays, or a list.
-            methods: One CAM method (a case-insensitive name or alias, a
-                config dict such as ``dict(type='rollout',
-                head_fusion='max')``, or a built method) or a list of them.
-            targets: ``None`` (top-``topk`` predictions), one class for all
-                images, one per image, or ``(N, K)`` classes.
-            topk: Predictions explained when ``targets`` is ``None``.
-            batch_size: Images per forward/backward pass.
-            aug_smooth: Test-time augmentation smoothing.
-            eigen_smooth: First-principal-component smoothing.
-            num_workers: DataLoader workers decoding images in parallel.
-            skip_bad_images: Give an input that cannot be used (unreadable,
-                too large, refused by the pipeline) as ``{'img_path',
-                'index', 'error'}`` instead of raising its error. Defaults
-                to False.
+            images (str | Path | np.ndarray | Sequence): What to explain.
+            *args: The other arguments of :meth:`iter_results`, in order.
+            **kwargs: The other arguments of :meth:`iter_results`.
 
         Returns:
-            Per image: ``img_path``, ``image`` (RGB uint8 after the test
-            pipeline, what the maps align with), ``maps`` and ``raw_maps``
-            (``{method: (K, H, W)}``), ``blank`` (``{method: (K,) bool}``,
-            True where that map is zero everywhere), ``target_layers``,
-            ``targets``,
-            ``target_scores``, ``pred_label``, ``pred_score`` and, when the
-            model knows its classes, ``pred_class`` and ``target_classes``.
-
-        Raises:
-            MMCamError: A typed error for a wrong argument, an unusable
-                image (unless ``skip_bad_images``), a layer that gives no
-                map or NaN/Inf.
+            list[dict]: One result dict per image, in input order.
         """
-        return list(
-            self.iter_results(
-                images,
-                methods,
-                targets,
-                topk,
-                batch_size,
-                aug_smooth,
-                eigen_smooth,
-                num_workers,
-                skip_bad_images,
-            )
-        )
+        return list(self.iter_results(images, *args, **kwargs))
 
     def iter_results(
         self,
@@ -427,7 +383,51 @@ class CAMInferencer:
         num_workers: int = 0,
         skip_bad_images: bool = False,
     ) -> Iterator[dict]:
-        """Like :meth:`__call__`, but yield results as batches finish."""
+        """Explain images, yielding one result dict per image as its batch
+        finishes, in input order.
+
+        Args:
+            images (str | Path | np.ndarray | Sequence): Paths, a directory,
+                a glob, BGR numpy arrays, or a list of them.
+            methods (str | dict | BaseCAMMethod | Sequence): One CAM method
+                (a case-insensitive name or alias, a config dict such as
+                ``dict(type='rollout', head_fusion='max')``, or a built
+                method) or a list of them.
+                Defaults to ``('gradcam',)``.
+            targets (int | Sequence | torch.Tensor, optional): ``None``
+                (top-``topk`` predictions), one class for all images, one
+                per image, or ``(N, K)`` classes. Defaults to
+                None.
+            topk (int): Predictions explained when ``targets`` is ``None``.
+                Defaults to 1.
+            batch_size (int): Images per forward/backward pass. Defaults
+                to 8.
+            aug_smooth (bool): Test-time augmentation smoothing (flips x
+                brightness, 6 passes). Defaults to False.
+            eigen_smooth (bool): First-principal-component smoothing.
+                Defaults to False.
+            num_workers (int): DataLoader workers decoding images in
+                parallel. Defaults to 0.
+            skip_bad_images (bool): Give an input that cannot be used
+                (unreadable, too large, refused by the pipeline) as
+                ``{'img_path', 'index', 'error'}`` instead of raising its
+                error. Defaults
+                to False.
+
+        Yields:
+            dict: Per image: ``img_path``, ``image`` (RGB uint8 after the
+            test pipeline, what the maps align with), ``maps`` and
+            ``raw_maps`` (``{method: (K, H, W)}``), ``blank`` (``{method:
+            (K,) bool}``, True where that map is zero everywhere),
+            ``target_layers``, ``targets``, ``target_scores``,
+            ``pred_label``, ``pred_score`` and, when the model knows its
+            classes, ``pred_class`` and ``target_classes``.
+
+        Raises:
+            MMCamError: A typed error for a wrong argument, an unusable
+                image (unless ``skip_bad_images``), a layer that gives no
+                map or NaN/Inf.
+        """
         batch_size = check_int(batch_size, 'batch_size', 1)
         num_workers = check_int(num_workers, 'num_workers', 0)
         check_int(topk, 'topk', 1)

@@ -481,14 +481,13 @@ class AttentionMethod(FullMapMethod):
     needs_layer_gate = False
 
     def explain(
-        self, ctx: ExplainContext, k: int, aug_smooth: bool, eigen_smooth: bool
+        self, ctx: ExplainContext, k: int, eigen_smooth: bool
     ) -> torch.Tensor:
         """Maps ``(B, H, W)`` for target column ``k``.
 
         Args:
             ctx (ExplainContext): The batch.
             k (int): Target column.
-            aug_smooth (bool): Ignored (the engine averages passes).
             eigen_smooth (bool): Ignored.
 
         Returns:

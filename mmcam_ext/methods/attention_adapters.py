@@ -22,6 +22,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..utils.model import nearest_listed
 from .attention_geometry import (
     BlockGeometry,
     TokenSpace,
@@ -302,11 +303,7 @@ def find_adapter(module: nn.Module) -> Optional[Adapter]:
     Returns:
         Adapter | None: Its adapter, or ``None`` for other modules.
     """
-    for cls in type(module).__mro__:
-        adapter = ADAPTERS.get(_qualified(cls))
-        if adapter is not None:
-            return adapter
-    return None
+    return nearest_listed(module, ADAPTERS, key=_qualified)
 
 
 def adapter_names() -> Sequence[str]:

@@ -87,13 +87,35 @@ class ExplainContext:
 
 
 class BaseCAMMethod:
-    """A CAM method. ``aliases`` are extra names it answers to."""
+    """A CAM method: what the engine asks of every method.
+
+    Subclass :class:`LayerMapMethod` (implement ``weighted`` or
+    ``layer_map``) or :class:`FullMapMethod` (implement ``explain``), never
+    this class directly, and register the subclass in ``CAM_METHODS``. The
+    engine reads these class attributes; the defaults suit a
+    gradient-family method.
+
+    Attributes:
+        aliases (tuple[str]): Extra names the method answers to (matched
+            case- and punctuation-free). Defaults to ``()``.
+        uses_gradients (bool): Whether the method needs gradients of the
+            target score. ``False`` lets the engine skip the backward pass
+            (EigenCAM, ScoreCAM, attention rollout). Defaults to ``True``.
+        needs_layer_gate (bool): For a :class:`FullMapMethod`: whether the
+            engine makes the target layers' outputs graph leaves while the
+            method runs, so a backward stops there. Methods that need
+            gradients *through* the layers (the attention methods) or run
+            no backward set it to ``False``. Layer-map methods always share
+            the engine's gated pass. Defaults to ``True``.
+    """
 
     aliases: Tuple[str, ...] = ()
     uses_gradients: bool = True
+    needs_layer_gate: bool = True
 
     @property
     def name(self) -> str:
+        """The registered name (the class name)."""
         return type(self).__name__
 
 
@@ -122,18 +144,26 @@ class LayerMapMethod(BaseCAMMethod):
 class FullMapMethod(BaseCAMMethod):
     """A method that runs its own passes and returns finished maps.
 
-    ``needs_layer_gate``: whether the engine makes the target layers' outputs
-    graph leaves while the method runs (so backward stops there). Methods
-    that need gradients *through* the layers (the attention methods) set it
-    to ``False``.
+    Test-time augmentation (``aug_smooth``) is the engine's: it calls
+    :meth:`explain` once per augmented pass and averages. See
+    :class:`BaseCAMMethod` for ``needs_layer_gate``.
     """
 
-    needs_layer_gate: bool = True
-
     def explain(
-        self, ctx: ExplainContext, k: int, aug_smooth: bool, eigen_smooth: bool
+        self, ctx: ExplainContext, k: int, eigen_smooth: bool
     ) -> torch.Tensor:
-        """Maps ``(B, H, W)`` in ``[0, 1]`` for target column ``k``."""
+        """Explain one target column of a batch.
+
+        Args:
+            ctx (ExplainContext): The batch, its target layers and logits.
+            k (int): Column of ``ctx.targets`` to explain.
+            eigen_smooth (bool): Project on the first principal component
+                where the method has a layer map; ignored otherwise.
+
+        Returns:
+            torch.Tensor: Maps ``(B, H, W)`` in ``[0, 1]`` at input
+            resolution.
+        """
         raise NotImplementedError
 
 

@@ -118,7 +118,6 @@ class GradCamLibMethod(FullMapMethod):
     """
 
     lib_name: str = ''
-    needs_layer_gate: bool = True
     token_layouts: bool = True  # can it fold token outputs?
 
     def __init__(self) -> None:
@@ -147,7 +146,7 @@ class GradCamLibMethod(FullMapMethod):
         return [ClassifierOutputTarget(int(c)) for c in ctx.targets[:, k]]
 
     def explain(
-        self, ctx: ExplainContext, k: int, aug_smooth: bool, eigen_smooth: bool
+        self, ctx: ExplainContext, k: int, eigen_smooth: bool
     ) -> torch.Tensor:
         if not self.token_layouts and ctx.spec.layout.kind != 'nchw':
             raise ValueError(
@@ -223,7 +222,7 @@ class AblationCAM(GradCamLibMethod):
             batch_size=self.mask_batch_size,
         )
 
-    def explain(self, ctx, k, aug_smooth, eigen_smooth):
+    def explain(self, ctx, k, eigen_smooth):
         """Put the target layers back even if a masked forward raises.
 
         pytorch-grad-cam swaps each target layer for its ablation layer and
@@ -236,7 +235,7 @@ class AblationCAM(GradCamLibMethod):
             parent = ctx.model.get_submodule(parent_name)
             slots.append((parent, attr, parent._modules[attr]))
         try:
-            return super().explain(ctx, k, aug_smooth, eigen_smooth)
+            return super().explain(ctx, k, eigen_smooth)
         finally:
             for parent, attr, layer in slots:
                 parent._modules[attr] = layer
@@ -272,7 +271,7 @@ class ShapleyCAM(GradCamLibMethod):
     # the target layer.
     needs_layer_gate = False
 
-    def explain(self, ctx, k, aug_smooth, eigen_smooth):
+    def explain(self, ctx, k, eigen_smooth):
         """Run with weights requiring grad.
 
         Its Hessian-vector product differentiates the layer gradient, which
@@ -284,7 +283,7 @@ class ShapleyCAM(GradCamLibMethod):
         for p in params:
             p.requires_grad_(True)
         try:
-            return super().explain(ctx, k, aug_smooth, eigen_smooth)
+            return super().explain(ctx, k, eigen_smooth)
         finally:
             for p in params:
                 p.requires_grad_(False)

@@ -128,7 +128,7 @@ class ScoreCAM(FullMapMethod):
         self.top_k_channels = top_k_channels
 
     def explain(
-        self, ctx: ExplainContext, k: int, aug_smooth: bool, eigen_smooth: bool
+        self, ctx: ExplainContext, k: int, eigen_smooth: bool
     ) -> torch.Tensor:
         acts = self._activations(ctx)
         raw = []

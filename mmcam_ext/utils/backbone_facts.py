@@ -28,6 +28,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import nn
 
+from .model import nearest_listed
+
 __all__ = [
     'AttentionFacts',
     'BackboneFacts',
@@ -512,10 +514,7 @@ def find_facts(backbone: nn.Module) -> Optional[BackboneFacts]:
     """
     if is_timm(backbone):
         return timm_facts(backbone)
-    for cls in type(backbone).__mro__:
-        if cls.__name__ in FAMILY_FACTS:
-            return FAMILY_FACTS[cls.__name__]
-    return None
+    return nearest_listed(backbone, FAMILY_FACTS)
 
 
 def head_tokens(backbone: nn.Module, facts: BackboneFacts) -> int:

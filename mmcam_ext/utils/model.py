@@ -7,7 +7,7 @@ and its modules by name.
 
 import difflib
 import inspect
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar
 
 import torch
 from torch import nn
@@ -23,7 +23,10 @@ __all__ = [
     'unwrap_model',
     'num_extra_tokens',
     'expand_path',
+    'nearest_listed',
 ]
+
+_V = TypeVar('_V')
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -223,3 +226,30 @@ def expand_path(model: nn.Module, prefix: str, path: str) -> Optional[str]:
             return None
         names.append(part)
     return '.'.join(names)
+
+
+def nearest_listed(
+    obj: Any,
+    table: Mapping[str, _V],
+    key: Callable[[type], str] = lambda cls: cls.__name__,
+) -> Optional[_V]:
+    """The entry of ``obj``'s class or of its nearest listed parent class.
+
+    One MRO walk for every table keyed by class (backbone facts, attention
+    adapters), so a user's subclass of a listed backbone or attention
+    module is treated as its parent.
+
+    Args:
+        obj (Any): The object whose class is looked up.
+        table (Mapping[str, Any]): Entries keyed by ``key(cls)``.
+        key (Callable[[type], str]): The key of a class. Defaults to its
+            ``__name__``.
+
+    Returns:
+        Any: The entry, or ``None`` when no class in the MRO is listed.
+    """
+    for cls in type(obj).__mro__:
+        entry = table.get(key(cls))
+        if entry is not None:
+            return entry
+    return None

@@ -19,7 +19,11 @@ import pytest
 pytest.importorskip('build', reason='needs `build` (requirements/tests.txt)')
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_TOOLS = {'vis_cam.py', 'demo.py'}  # benchmark*.py need benchmarks/
+SHIPPED_TOOLS = {
+    'vis_cam.py',
+    'demo.py',
+    'dist_launch.py',
+}  # benchmark*.py need benchmarks/
 
 
 def _tree_files(folder: str):
