@@ -17,7 +17,6 @@ in the other object; a class-agnostic method (rollout) gives the same map
 for both targets, so at most half of its peaks can be right.
 """
 
-import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -27,11 +26,11 @@ from mmengine.config import Config
 
 from mmcam_ext.apis.cam_engine import CAMEngine
 from mmcam_ext.evaluation.localization import energy_in_box, pointing_game
-from mmcam_ext.methods.base import MethodLike, build_method
+from mmcam_ext.methods.base import MethodLike
 from mmcam_ext.utils.model import classifier_logits
 
 from .datasets.shapes import SHAPE_CLASSES, ShapesConfig, draw_pair
-from .quality import load_split, random_maps, score_maps
+from .quality import explain_maps, load_split, random_maps, score_maps
 
 __all__ = [
     'AttentionCase',
@@ -116,28 +115,6 @@ class PairRow:
     other_energy: float
 
 
-def _maps(
-    engine: CAMEngine,
-    inputs: torch.Tensor,
-    method: MethodLike,
-    targets: torch.Tensor,
-    batch: int = 20,
-) -> Tuple[np.ndarray, float]:
-    """Maps ``(N, H, W)`` for one target per image, and ms per image."""
-    built = build_method(method)
-    start = time.perf_counter()
-    out = []
-    for i in range(0, len(inputs), batch):
-        res = engine.explain(
-            inputs[i : i + batch],
-            [built],
-            targets=targets[i : i + batch].cpu().numpy(),
-        )
-        out.append(res.maps[built.name][:, 0])
-    ms = 1000 * (time.perf_counter() - start) / len(inputs)
-    return np.concatenate(out), ms
-
-
 def block_layers(model: torch.nn.Module) -> List[str]:
     """Every attention block's output (Grad-CAM candidates).
 
@@ -164,7 +141,7 @@ def _gradcam_rows(case, model, inputs, labels, boxes, steps):
     rows = []
     for layer in dict.fromkeys([default, *block_layers(model)]):
         try:
-            maps, ms = _maps(
+            maps, ms = explain_maps(
                 CAMEngine(model, [layer]), inputs, 'gradcam', labels
             )
         except ValueError:  # e.g. a ViT's last block: zero patch gradient
@@ -240,7 +217,7 @@ def run_case(
         )
     ]
     for label, method in ATTENTION_METHODS:
-        maps, ms = _maps(engine, inputs, method, labels)
+        maps, ms = explain_maps(engine, inputs, method, labels)
         rows.append(
             _row(
                 case,
@@ -344,8 +321,8 @@ def pair_scores(
     ]
     rows = []
     for label, method in methods:
-        maps_a, _ = _maps(engine, inputs, method, classes[:, 0])
-        maps_b, _ = _maps(engine, inputs, method, classes[:, 1])
+        maps_a, _ = explain_maps(engine, inputs, method, classes[:, 0])
+        maps_b, _ = explain_maps(engine, inputs, method, classes[:, 1])
         rows.append(_pair_row(case, label, maps_a, maps_b, boxes))
     return rows
 

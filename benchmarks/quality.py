@@ -25,7 +25,8 @@ from mmcam_ext.evaluation.localization import (
     energy_in_box,
     pointing_game,
 )
-from mmcam_ext.methods.base import BaseCAMMethod
+from mmcam_ext.methods.base import BaseCAMMethod, MethodLike, build_method
+from mmcam_ext.methods.gradient import GRADIENT_METHODS
 
 __all__ = [
     'QualityCase',
@@ -43,18 +44,7 @@ Box = Tuple[int, int, int, int]
 #: A method name, or ``(label, method name or instance)``.
 MethodSpec = Union[str, Tuple[str, Union[str, BaseCAMMethod]]]
 
-CNN_METHODS = (
-    'GradCAM',
-    'GradCAMPlusPlus',
-    'XGradCAM',
-    'HiResCAM',
-    'GradCAMElementWise',
-    'LayerCAM',
-    'EigenCAM',
-    'EigenGradCAM',
-    'ScoreCAM',
-    'AblationCAM',
-)
+CNN_METHODS = (*GRADIENT_METHODS, 'ScoreCAM', 'AblationCAM')
 VIT_METHODS = CNN_METHODS + (
     'AttentionRollout',
     'GradAttention',
@@ -147,23 +137,35 @@ def score_maps(
     )
 
 
-def _explain(
+def explain_maps(
     engine: CAMEngine,
     inputs: torch.Tensor,
-    method: Union[str, BaseCAMMethod],
+    method: MethodLike,
     targets: torch.Tensor,
-    batch: int,
+    batch: int = 20,
 ) -> Tuple[np.ndarray, float]:
-    """Maps ``(N, H, W)`` for the targets and ms per image."""
+    """Maps of one method for one target per image, and ms per image.
+
+    Args:
+        engine (CAMEngine): The engine of the model.
+        inputs (torch.Tensor): Preprocessed images ``(N, 3, H, W)``.
+        method (str | dict | BaseCAMMethod): The method.
+        targets (torch.Tensor): One class per image ``(N,)``.
+        batch (int): Images per call. Defaults to 20.
+
+    Returns:
+        tuple[np.ndarray, float]: Maps ``(N, H, W)``; ms per image.
+    """
+    built = build_method(method)
     start = time.perf_counter()
     out = []
     for i in range(0, len(inputs), batch):
         res = engine.explain(
             inputs[i : i + batch],
-            [method],
+            [built],
             targets=targets[i : i + batch].cpu().numpy(),
         )
-        out.append(next(iter(res.maps.values()))[:, 0])
+        out.append(res.maps[built.name][:, 0])
     ms = 1000 * (time.perf_counter() - start) / len(inputs)
     return np.concatenate(out), ms
 
@@ -233,7 +235,7 @@ def shapes_quality(
         if name == RANDOM:
             maps, ms = random_maps(len(inputs), case.size), 0.0
         else:
-            maps, ms = _explain(engine, inputs, method, labels, batch)
+            maps, ms = explain_maps(engine, inputs, method, labels, batch)
         scores = score_maps(model, inputs, maps, labels, boxes, steps)
         rows.append(
             QualityRow(
@@ -289,7 +291,9 @@ def demo_quality(
         if name == RANDOM:
             maps, ms = random_maps(len(inputs), tuple(inputs.shape[-2:])), 0.0
         else:
-            maps, ms = _explain(engine, inputs, method, targets, len(inputs))
+            maps, ms = explain_maps(
+                engine, inputs, method, targets, len(inputs)
+            )
         scores = score_maps(model, inputs, maps, targets, boxes, steps)
         rows.append(
             QualityRow(label, name, ms_per_image=ms, num=len(inputs), **scores)

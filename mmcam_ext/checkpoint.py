@@ -34,10 +34,10 @@ payload, the forbidden global.
 import _compat_pickle
 import importlib
 import inspect
-import logging
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -48,7 +48,11 @@ from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from torch import nn
 
-from .errors import CheckpointError, UnsafeCheckpointError
+from .errors import (
+    CheckpointError,
+    PartialCheckpointWarning,
+    UnsafeCheckpointError,
+)
 
 __all__ = [
     'CheckpointError',
@@ -320,7 +324,8 @@ def load_checkpoint(
             model's (another architecture, another head size): the model
             would not be the one in the file, and its CAMs would explain
             partly random weights. ``False`` loads the matching part and
-            logs a warning with the same details. Defaults to True.
+            warns (:class:`PartialCheckpointWarning`) with the same
+            details. Defaults to True.
 
     Returns:
         dict: The loaded checkpoint (``meta`` etc. are left in it).
@@ -355,11 +360,11 @@ def load_checkpoint(
                 'random weights: use the config it was trained with, or '
                 'pass strict=False to load the matching part anyway.'
             )
-        print_log(
+        warnings.warn(
             f'{text} Loaded the matching part only (strict=False); the '
             'rest keeps its initial weights.',
-            logger='current',
-            level=logging.WARNING,
+            PartialCheckpointWarning,
+            stacklevel=2,
         )
     try:
         _load_checkpoint_to_model(model, checkpoint, False, 'silent')

@@ -32,6 +32,9 @@ __all__ = [
     'CheckpointError',
     'UnsafeCheckpointError',
     'OutputError',
+    'MMCamWarning',
+    'PartialCheckpointWarning',
+    'ConfigKeyWarning',
 ]
 
 
@@ -104,3 +107,28 @@ class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
 
 class OutputError(MMCamError, OSError):
     """An output folder or file cannot be created or written."""
+
+
+class MMCamWarning(UserWarning):
+    """Base class of the warnings mmcam_ext gives about a user's input.
+
+    Front ends can catch this one category (the command line prints each as
+    one line on stderr, with API names as flags).
+    """
+
+
+class PartialCheckpointWarning(MMCamWarning):
+    """A checkpoint was loaded although its weights fit the model only partly.
+
+    Raised as a warning (``warnings.warn``) only where the caller asked for
+    it (``strict=False``); the message names the file and the keys that did
+    not fit.
+    """
+
+
+class ConfigKeyWarning(MMCamWarning):
+    """Config overrides (``cfg_options``) add keys the config did not have.
+
+    Often a typo (``model.backbone.deptth``): the override then changes
+    nothing it was meant to change.
+    """

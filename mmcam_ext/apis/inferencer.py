@@ -9,6 +9,7 @@ feeds them; batches are explained by :class:`~mmcam_ext.apis.CAMEngine`.
 import copy
 import os
 import os.path as osp
+import warnings
 from typing import (
     Any,
     Dict,
@@ -28,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..checkpoint import load_checkpoint
-from ..errors import CheckpointError, ConfigError, ModelError
+from ..errors import CheckpointError, ConfigError, ConfigKeyWarning, ModelError
 from ..utils.image import to_rgb
 from .cam_engine import CAMEngine, TargetsLike
 from .checks import check_device, check_int, check_methods, check_targets
@@ -99,7 +100,7 @@ def load_config(
         config (str | PathLike | Config): The config.
         cfg_options (Mapping, optional): Dotted overrides, as MMEngine's
             ``--cfg-options``. Keys the config does not have are added, with
-            a warning (a typo?). Defaults to None.
+            a :class:`ConfigKeyWarning` (a typo?). Defaults to None.
 
     Returns:
         Config: The merged config.
@@ -115,11 +116,11 @@ def load_config(
     if cfg_options:
         new = new_config_keys(cfg, cfg_options)
         if new:
-            print_log(
-                f'[mmcam_ext] The overrides add key(s) the config does not '
-                f'have: {", ".join(new)} (a typo?).',
-                logger='current',
-                level=30,
+            warnings.warn(
+                f'cfg_options add key(s) the config does not have: '
+                f'{", ".join(new)} (a typo?).',
+                ConfigKeyWarning,
+                stacklevel=2,
             )
         try:
             cfg.merge_from_dict(dict(cfg_options))

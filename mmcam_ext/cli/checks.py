@@ -9,6 +9,7 @@ import argparse
 import os
 import os.path as osp
 import sys
+import tempfile
 from typing import Callable
 
 from ..errors import InputError, OutputError
@@ -120,6 +121,17 @@ def check_output_dir(path: str, flag: str = '--out-dir') -> None:
             f'{flag} {path!r} is not writable ({ancestor!r} is read-only '
             f'for this user); choose another {flag}.'
         )
+    # os.access says yes to root everywhere, and knows nothing of read-only
+    # mounts or pseudo file systems (/proc, /sys): try it, before any model
+    # is built, with a file that is removed at once.
+    try:
+        with tempfile.NamedTemporaryFile(dir=ancestor, prefix='.mmcam-probe-'):
+            pass
+    except OSError as err:
+        raise OutputError(
+            f'{flag} {path!r} is not writable: a file cannot be created in '
+            f'{ancestor!r} ({err.strerror or err}); choose another {flag}.'
+        ) from None
 
 
 def check_save_path(path: str) -> None:

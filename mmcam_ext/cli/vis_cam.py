@@ -30,7 +30,12 @@ from mmcam_ext.apis import CAMInferencer, list_images
 from mmcam_ext.apis.checks import check_device, check_methods
 from mmcam_ext.apis.data import InputLimits, unique_prefix
 from mmcam_ext.apis.inferencer import load_config
-from mmcam_ext.errors import InputError, MMCamError, OutputError
+from mmcam_ext.errors import (
+    InputError,
+    MMCamError,
+    MMCamWarning,
+    OutputError,
+)
 from mmcam_ext.fileio import (
     CAMWriter,
     SampleCAMs,
@@ -520,6 +525,28 @@ def _warn_blank(image: str, res: dict, classes, warn) -> None:
         )
 
 
+def _replay_warnings(caught: List[warnings.WarningMessage]) -> None:
+    """Give warnings recorded while the model was built.
+
+    mmcam_ext's own (:class:`MMCamWarning`: a partial checkpoint, an override
+    that adds a key) as one line on stderr, in flags; others as Python
+    shows them.
+
+    Args:
+        caught (list[warnings.WarningMessage]): The recorded warnings.
+    """
+    for caught_warning in caught:
+        if issubclass(caught_warning.category, MMCamWarning):
+            report(PROG, 'warning', cli_message(caught_warning.message))
+        else:
+            warnings.showwarning(
+                caught_warning.message,
+                caught_warning.category,
+                caught_warning.filename,
+                caught_warning.lineno,
+            )
+
+
 def _explain_all(args, inferencer, images, prefixes, methods, targets):
     """Explain and write every image; return written and skipped inputs.
 
@@ -635,15 +662,23 @@ def run(args) -> int:
         args.method, parse_method_options(args.method_options)
     )
     methods = [m.name for m in check_methods(configs)]
-    inferencer = CAMInferencer(
-        load_config(args.config, args.cfg_options),
-        args.checkpoint,
-        args.device,
-        args.target_layers or None,
-        args.num_extra_tokens,
-        strict=not args.allow_partial_checkpoint,
-        limits=InputLimits(args.max_image_pixels, args.max_input_pixels),
-    )
+    caught: List[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always', MMCamWarning)
+            inferencer = CAMInferencer(
+                load_config(args.config, args.cfg_options),
+                args.checkpoint,
+                args.device,
+                args.target_layers or None,
+                args.num_extra_tokens,
+                strict=not args.allow_partial_checkpoint,
+                limits=InputLimits(
+                    args.max_image_pixels, args.max_input_pixels
+                ),
+            )
+    finally:  # also before an error the overrides may explain
+        _replay_warnings(caught)
     if args.preview_model:
         print(inferencer.model)
         print('\nLayer names (for --target-layers):')

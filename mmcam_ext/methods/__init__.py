@@ -27,6 +27,7 @@ from .grad_cam_lib import (
     ShapleyCAM,
 )
 from .gradient import (
+    GRADIENT_METHODS,
     EigenCAM,
     EigenGradCAM,
     GradCAM,
@@ -50,6 +51,7 @@ __all__ = [
     'method_names',
     'normalize_name',
     'parse_method_options',
+    'GRADIENT_METHODS',
     'GradCAM',
     'GradCAMPlusPlus',
     'XGradCAM',

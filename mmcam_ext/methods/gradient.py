@@ -14,6 +14,7 @@ from ..registry import CAM_METHODS
 from .base import LayerMapMethod, eigen_projection
 
 __all__ = [
+    'GRADIENT_METHODS',
     'GradCAM',
     'GradCAMPlusPlus',
     'XGradCAM',
@@ -107,3 +108,20 @@ class EigenGradCAM(LayerMapMethod):
 
     def layer_map(self, acts, grads, eigen_smooth):
         return eigen_projection(grads * acts)
+
+
+#: The layer-map methods of this module: all of them, requested together,
+#: share the engine's one forward and one backward to the target layer.
+GRADIENT_METHODS = tuple(
+    cls.__name__
+    for cls in (
+        GradCAM,
+        GradCAMPlusPlus,
+        XGradCAM,
+        HiResCAM,
+        GradCAMElementWise,
+        LayerCAM,
+        EigenCAM,
+        EigenGradCAM,
+    )
+)

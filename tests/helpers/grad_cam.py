@@ -13,11 +13,25 @@ import importlib.util
 import pytest
 
 __all__ = [
+    'GRADIENT_FAMILY',
     'LIB_CLASS',
     'has_lib_class',
     'needs_lib_class',
     'lib_param',
     'reference_param',
+]
+
+#: The eight pytorch-grad-cam methods the engine computes natively from one
+#: forward/backward (the spec: the library's own list must equal it).
+GRADIENT_FAMILY = [
+    'GradCAM',
+    'GradCAMPlusPlus',
+    'XGradCAM',
+    'HiResCAM',
+    'GradCAMElementWise',
+    'LayerCAM',
+    'EigenCAM',
+    'EigenGradCAM',
 ]
 
 #: Our method name -> the pytorch_grad_cam class it runs.

@@ -14,19 +14,13 @@ from mmcam_ext.utils.model import (
     classifier_logits,
     get_module,
 )
-from tests.helpers.grad_cam import lib_param, reference_param
+from tests.helpers.grad_cam import (
+    GRADIENT_FAMILY,
+    lib_param,
+    reference_param,
+)
 from tests.helpers.models import build_classifier
 
-GRADIENT_FAMILY = [
-    'GradCAM',
-    'GradCAMPlusPlus',
-    'XGradCAM',
-    'HiResCAM',
-    'GradCAMElementWise',
-    'LayerCAM',
-    'EigenCAM',
-    'EigenGradCAM',
-]
 VIT = 'deit-tiny_4xb256_in1k'
 VIT_LAYER = 'backbone.layers.11.ln1'
 
@@ -103,6 +97,19 @@ def _reference_once(model, layer, x, targets, method, reshape=None, **kw):
         return cam(x, [ClassifierOutputTarget(int(c)) for c in targets], **kw)
     finally:
         cam.activations_and_grads.release()
+
+
+def test_the_library_lists_the_gradient_family_it_shares_one_pass_for():
+    from mmcam_ext.methods import (
+        GRADIENT_METHODS,
+        LayerMapMethod,
+        method_class,
+    )
+
+    assert list(GRADIENT_METHODS) == GRADIENT_FAMILY
+    assert all(
+        issubclass(method_class(m), LayerMapMethod) for m in GRADIENT_METHODS
+    )
 
 
 @pytest.mark.parametrize('method', map(reference_param, GRADIENT_FAMILY))

@@ -17,18 +17,9 @@ from torch import nn
 
 from mmcam_ext import CAMEngine
 from mmcam_ext.apis.pooled_head import PooledHead
+from tests.helpers.grad_cam import GRADIENT_FAMILY
 from tests.helpers.models import build_classifier
 
-GRADIENT_FAMILY = [
-    'GradCAM',
-    'GradCAMPlusPlus',
-    'XGradCAM',
-    'HiResCAM',
-    'GradCAMElementWise',
-    'LayerCAM',
-    'EigenCAM',
-    'EigenGradCAM',
-]
 # One model per CNN family whose resolver layer ends in GAP + linear head.
 POOLED = [
     'resnet18_8xb32_in1k',

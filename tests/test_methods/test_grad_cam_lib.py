@@ -20,20 +20,10 @@ from mmcam_ext.errors import MethodError
 from mmcam_ext.methods import build_method
 from mmcam_ext.methods import grad_cam_lib as lib
 from tests.helpers.attention_models import tiny_classifier
-from tests.helpers.grad_cam import LIB_CLASS, has_lib_class
+from tests.helpers.grad_cam import GRADIENT_FAMILY, LIB_CLASS, has_lib_class
 from tests.helpers.models import build_classifier
 
-NATIVE_CNN = [
-    'GradCAM',
-    'GradCAMPlusPlus',
-    'XGradCAM',
-    'HiResCAM',
-    'GradCAMElementWise',
-    'LayerCAM',
-    'EigenCAM',
-    'EigenGradCAM',
-    'ScoreCAM',
-]
+NATIVE_CNN = [*GRADIENT_FAMILY, 'ScoreCAM']
 NATIVE_VIT = ['AttentionRollout', 'GradAttention', 'AttentionRelevance']
 
 # Runs in a fresh interpreter where ``import pytorch_grad_cam`` fails as if
