@@ -102,6 +102,7 @@ def check_output_dir(path: str, flag: str = '--out-dir') -> None:
     Args:
         path (str): The folder.
         flag (str): The flag that named it, for the message.
+            Defaults to ``'--out-dir'``.
 
     Raises:
         OutputError: It is a file, lies under a file, or is not writable.
@@ -154,6 +155,7 @@ def ensure_dir(path: str, flag: str = '--out-dir') -> None:
     Args:
         path (str): The folder.
         flag (str): The flag that named it, for the message.
+            Defaults to ``'--out-dir'``.
 
     Raises:
         OutputError: It cannot be created.
