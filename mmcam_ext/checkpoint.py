@@ -222,10 +222,11 @@ class KeyMismatch:
             ``num_batches_tracked`` counters).
         missing (list[str]): Model keys the file lacks (BN
             ``num_batches_tracked`` counters are not counted, as in
-            MMEngine).
+            MMEngine). Defaults to ``[]``.
         unexpected (list[str]): File keys the model does not have.
+            Defaults to ``[]``.
         shapes (list[tuple]): ``(key, file shape, model shape)`` of keys
-            present on both sides with different shapes.
+            present on both sides with different shapes. Defaults to ``[]``.
     """
 
     total: int

@@ -43,6 +43,7 @@ class MMCamError(Exception):
 
     Args:
         message (str): What was wrong, naming the input, and what to do.
+            Defaults to ``''``.
         option (str, optional): The API argument the error is about
             (``'methods'``, ``'targets'``...), for front ends that call it
             by another name. Defaults to None.

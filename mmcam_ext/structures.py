@@ -23,16 +23,20 @@ class TokenLayout:
     """How a target layer's output is laid out.
 
     Args:
-        kind: ``'nchw'`` (CNN feature map), ``'nhwc'`` (channels-last map,
-            e.g. ViT-SAM or ConvNeXt blocks with linear point-wise convs) or
-            ``'tokens'`` (``(B, L, C)`` sequence).
-        num_extra_tokens: Tokens (cls, distillation, ...) that precede the
-            patch tokens and are dropped. Only for ``'tokens'``.
-        grid_source: Name of a module whose forward output carries the patch
-            grid ``(h, w)`` of *this* input (e.g. MMPretrain's ``PatchEmbed``
-            returns ``(x, (h, w))``). When ``None`` the grid is solved from the
-            input size and the token count (see :func:`solve_grid`).
-        channels_first_tokens: ``(B, C, L)`` instead of ``(B, L, C)``.
+        kind (str): ``'nchw'`` (CNN feature map), ``'nhwc'``
+            (channels-last map, e.g. ViT-SAM or ConvNeXt blocks with linear
+            point-wise convs) or ``'tokens'`` (``(B, L, C)`` sequence).
+            Defaults to ``'nchw'``.
+        num_extra_tokens (int): Tokens (cls, distillation, ...) that
+            precede the patch tokens and are dropped. Only for
+            ``'tokens'``. Defaults to 0.
+        grid_source (str, optional): Name of a module whose forward output
+            carries the patch grid ``(h, w)`` of *this* input (e.g.
+            MMPretrain's ``PatchEmbed`` returns ``(x, (h, w))``). When
+            ``None`` the grid is solved from the input size and the token
+            count (see :func:`solve_grid`). Defaults to None.
+        channels_first_tokens (bool): ``(B, C, L)`` instead of
+            ``(B, L, C)``. Defaults to False.
     """
 
     kind: str = 'nchw'
@@ -59,10 +63,18 @@ class TokenLayout:
         """Rearrange a layer output into ``(B, C, h, w)``.
 
         Args:
-            x: The layer output (or its gradient).
-            grid: Patch grid captured at run time, or ``None``.
-            input_hw: Height and width of the network input, used to solve
-                the grid when none was captured.
+            x (torch.Tensor): The layer output (or its gradient).
+            grid (tuple[int, int], optional): Patch grid captured at run
+                time, or ``None``.
+            input_hw (tuple[int, int]): Height and width of the network
+                input, used to solve the grid when none was captured.
+
+        Returns:
+            torch.Tensor: ``(B, C, h, w)``.
+
+        Raises:
+            LayoutError: ``x`` does not have the layout's rank, or its
+                tokens do not fold onto the grid.
         """
         if self.kind == 'nchw':
             if x.ndim != 4:
@@ -131,9 +143,12 @@ class TargetSpec:
     """What a resolver decided for one model.
 
     Args:
-        layers: Module names (as in ``model.named_modules()``).
-        layout: How the outputs of those layers are laid out.
-        reason: One line saying why these layers; logged for the user.
+        layers (list[str]): Module names (as in
+            ``model.named_modules()``).
+        layout (TokenLayout): How the outputs of those layers are laid
+            out. Defaults to ``TokenLayout()`` (``'nchw'``).
+        reason (str): One line saying why these layers; logged for the
+            user. Defaults to ``''``.
     """
 
     layers: List[str]

@@ -66,17 +66,20 @@ class CAMEngine:
     """Explain batches of a built MMPretrain classifier.
 
     Args:
-        model: An MMPretrain classifier (``ImageClassifier``,
+        model (nn.Module): An MMPretrain classifier (``ImageClassifier``,
             ``TimmClassifier``...), possibly wrapped in DDP.
-        target_layers: Module names; default: the resolver's choice.
-        num_extra_tokens: Override the number of extra tokens to drop.
-        autocast: Run the gradient pass's forward under ``torch.autocast``
-            with this dtype (e.g. ``torch.float16`` on CUDA, where it
-            roughly halves time and activation memory). Maps are then
-            close to, not equal to, the float32 ones; the map arithmetic
-            stays in float32. Defaults to None (float32, exact).
-        fast_path: Use the pooled-head fast path where it applies (see
-            :mod:`mmcam_ext.apis.pooled_head`; same maps, no second
+        target_layers (Sequence[str], optional): Module names. Defaults to
+            None (the resolver's choice).
+        num_extra_tokens (int, optional): Override the number of extra
+            tokens to drop. Defaults to None.
+        autocast (torch.dtype, optional): Run the gradient pass's forward
+            under ``torch.autocast`` with this dtype (e.g.
+            ``torch.float16`` on CUDA, where it roughly halves time and
+            activation memory). Maps are then close to, not equal to, the
+            float32 ones; the map arithmetic stays in float32. Defaults to
+            None (float32, exact).
+        fast_path (bool): Use the pooled-head fast path where it applies
+            (see :mod:`mmcam_ext.apis.pooled_head`; same maps, no second
             forward); ``False`` always takes the general path. Defaults to
             True.
     """
@@ -101,6 +104,7 @@ class CAMEngine:
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters."""
         return next(self.model.parameters()).device
 
     def spec_for(self, inputs: torch.Tensor) -> TargetSpec:
@@ -133,16 +137,22 @@ class CAMEngine:
         """CAMs for a preprocessed batch ``(B, 3, H, W)``.
 
         Args:
-            inputs: Preprocessed images (after the data preprocessor).
-            methods: Names (case-insensitive, aliases allowed), config dicts
+            inputs (torch.Tensor): Preprocessed images (after the data
+                preprocessor).
+            methods (Sequence[str | dict | BaseCAMMethod]): Names
+                (case-insensitive, aliases allowed), config dicts
                 (``dict(type='rollout', head_fusion='max')``) or instances.
-            targets: Classes to explain: ``None`` for the top-``topk``
+                Defaults to ``('gradcam',)``.
+            targets (int | Sequence | torch.Tensor | np.ndarray, optional):
+                Classes to explain: ``None`` for the top-``topk``
                 predictions, an int for all samples, one int per sample, or
-                ``(B, K)`` classes (e.g. ground truth).
-            topk: Number of top predictions explained when ``targets`` is
-                ``None``.
-            aug_smooth: Average over flips x brightness (6 passes).
-            eigen_smooth: First principal component instead of channel sum.
+                ``(B, K)`` classes (e.g. ground truth). Defaults to None.
+            topk (int): Number of top predictions explained when
+                ``targets`` is ``None``. Defaults to 1.
+            aug_smooth (bool): Average over flips x brightness (6 passes).
+                Defaults to False.
+            eigen_smooth (bool): First principal component instead of
+                channel sum. Defaults to False.
 
         Raises:
             MMCamError: A typed error for a wrong argument (``InputError``,
@@ -261,7 +271,8 @@ class CAMEngine:
         Args:
             capture (LoopGradCapture): A capture that saw one forward.
             methods (Sequence): Gradient-family methods.
-            targets: Classes per chosen sample, ``(B', K)``.
+            targets (Sequence | torch.Tensor | np.ndarray): Classes per
+                chosen sample, ``(B', K)``.
             rows (Sequence[int]): Positions of the chosen samples.
             eigen_smooth (bool): First principal component instead of the
                 channel sum. Defaults to False.
@@ -294,8 +305,8 @@ class CAMEngine:
         """A fast path already detected, without running anything.
 
         Args:
-            size (tuple[int, int], optional): Input ``(H, W)``; default:
-                the one path detected for every size seen so far.
+            size (tuple[int, int], optional): Input ``(H, W)``. Defaults to
+                None (the one path detected for every size seen so far).
 
         Returns:
             PooledHead | None: The path, or ``None`` when not detected (or
@@ -363,7 +374,8 @@ class CAMEngine:
             capture (PooledCapture): A capture that saw one forward.
             methods (Sequence): Gradient-family methods (names or
                 instances).
-            targets: Classes per chosen sample, ``(B', K)``.
+            targets (Sequence | torch.Tensor | np.ndarray): Classes per
+                chosen sample, ``(B', K)``.
             rows (Sequence[int]): Positions of the chosen samples in the
                 captured batch.
             eigen_smooth (bool): First principal component instead of the

@@ -554,11 +554,18 @@ def unique_prefix(
     file is never overwritten silently. The result is added to ``taken``.
 
     Args:
-        out_dir: Output folder.
-        stem: Preferred name, e.g. the input's file name without extension.
-        suffixes: Endings of every file written with this prefix.
-        taken: Prefixes already used in this run; updated in place.
-        overwrite: Replace existing files instead of adding a number.
+        out_dir (str): Output folder.
+        stem (str): Preferred name, e.g. the input's file name without
+            extension.
+        suffixes (Sequence[str]): Endings of every file written with this
+            prefix.
+        taken (set[str], optional): Prefixes already used in this run;
+            updated in place. Defaults to None (a new empty set).
+        overwrite (bool): Replace existing files instead of adding a
+            number. Defaults to False.
+
+    Returns:
+        str: The prefix, ``osp.join(out_dir, stem)`` or a numbered variant.
     """
     taken = set() if taken is None else taken
     base = osp.join(out_dir, stem)

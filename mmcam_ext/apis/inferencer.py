@@ -311,8 +311,8 @@ class CAMInferencer:
             a model name's zoo weights. Defaults to None (random init).
         device (str | torch.device): Device to run on. Defaults to
             ``'cpu'``.
-        target_layers (Sequence[str], optional): Module names; default:
-            the resolver's choice.
+        target_layers (Sequence[str], optional): Module names. Defaults to
+            None (the resolver's choice).
         num_extra_tokens (int, optional): Override the extra token count of
             token layers. Defaults to None.
         strict (bool): Refuse a checkpoint that is not this model's weights

@@ -153,6 +153,7 @@ def check_logits(
         inputs (torch.Tensor): The batch the scores come from.
         logits (torch.Tensor): The scores ``(B, num_classes)``.
         context (callable): The context of that forward (autocast).
+            Defaults to ``nullcontext``.
 
     Raises:
         NumericalError: The scores are not finite.

@@ -103,6 +103,7 @@ def check_output_dir(path: str, flag: str = '--out-dir') -> None:
     Args:
         path (str): The folder.
         flag (str): The flag that named it, for the message.
+            Defaults to ``'--out-dir'``.
 
     Raises:
         OutputError: It is a file, lies under a file, or is not writable.
@@ -166,6 +167,7 @@ def ensure_dir(path: str, flag: str = '--out-dir') -> None:
     Args:
         path (str): The folder.
         flag (str): The flag that named it, for the message.
+            Defaults to ``'--out-dir'``.
 
     Raises:
         OutputError: It cannot be created.

@@ -47,8 +47,9 @@ def cli_message(
         err (BaseException): The error (its ``option`` attribute, if any,
             names the argument it is about).
         flags (Mapping): API name -> flag, always translated.
+            Defaults to ``VIS_CAM_FLAGS``.
         option_flags (Mapping): API name -> flag, translated when it is the
-            error's ``option``.
+            error's ``option``. Defaults to ``VIS_CAM_OPTION_FLAGS``.
 
     Returns:
         str: The message.

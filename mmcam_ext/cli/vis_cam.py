@@ -86,6 +86,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """Usage errors in two lines (the error, then where help is)."""
 
     def error(self, message: str) -> NoReturn:
+        """Print ``message`` and a pointer to ``--help``; exit with 2."""
         report(self.prog, 'error', message)
         print(f'(see {self.prog} --help)', file=sys.stderr)
         sys.exit(EXIT_USAGE)
@@ -96,6 +97,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
     Args:
         argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
+            Defaults to None.
 
     Returns:
         argparse.Namespace: The arguments. Malformed numbers and
@@ -708,6 +710,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     Args:
         argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
+            Defaults to None.
 
     Returns:
         int: 0 (done), 2 (a user's mistake, one line on stderr) or 3 (done,

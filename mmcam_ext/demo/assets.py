@@ -142,11 +142,13 @@ def prepare_demo(
     """Convert the weights (once) and copy the photos into ``work_dir``.
 
     Args:
-        work_dir: Target folder; gets the checkpoint and ``images/``.
-        force: Convert again even if the checkpoint exists.
+        work_dir (str): Target folder; gets the checkpoint and
+            ``images/``. Defaults to ``'work_dirs/demo'``.
+        force (bool): Convert again even if the checkpoint exists.
+            Defaults to False.
 
     Returns:
-        The :class:`DemoAssets` of the prepared demo.
+        DemoAssets: The :class:`DemoAssets` of the prepared demo.
 
     Raises:
         ImportError: A package the demo needs is missing.

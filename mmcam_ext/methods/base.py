@@ -67,14 +67,17 @@ class ExplainContext:
     """Everything a method needs to explain one batch.
 
     Args:
-        model: The classifier (eval mode, parameters frozen by the engine).
-        inputs: Preprocessed batch ``(B, 3, H, W)``.
-        spec: Target layers and layout.
-        layers: The target modules, in ``spec.layers`` order.
-        targets: ``(B, K)`` class indices to explain.
-        to_nchw: Folds a layer output into ``(B, C, h, w)`` (grid captured at
-            run time).
-        logits: Scores of the unmodified forward pass ``(B, num_classes)``.
+        model (nn.Module): The classifier (eval mode, parameters frozen by
+            the engine).
+        inputs (torch.Tensor): Preprocessed batch ``(B, 3, H, W)``.
+        spec (TargetSpec): Target layers and layout.
+        layers (list[nn.Module]): The target modules, in ``spec.layers``
+            order.
+        targets (torch.Tensor): ``(B, K)`` class indices to explain.
+        to_nchw (Callable[[torch.Tensor], torch.Tensor]): Folds a layer
+            output into ``(B, C, h, w)`` (grid captured at run time).
+        logits (torch.Tensor): Scores of the unmodified forward pass
+            ``(B, num_classes)``.
     """
 
     model: nn.Module

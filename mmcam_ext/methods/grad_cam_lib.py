@@ -133,6 +133,15 @@ class GradCamLibMethod(FullMapMethod):
         return grad_cam_library(self.name, self.lib_name)
 
     def build(self, ctx: ExplainContext):
+        """The library's CAM object for this batch's model and layers.
+
+        Args:
+            ctx (ExplainContext): The batch being explained.
+
+        Returns:
+            BaseCAM: The ``pytorch_grad_cam.<lib_name>`` instance, its hooks
+            on.
+        """
         cls = getattr(self.library(), self.lib_name)
         return cls(
             ClassifierLogits(ctx.model),
@@ -141,6 +150,15 @@ class GradCamLibMethod(FullMapMethod):
         )
 
     def make_targets(self, ctx: ExplainContext, k: int) -> List:
+        """The library's targets for column ``k``: one per sample.
+
+        Args:
+            ctx (ExplainContext): The batch being explained.
+            k (int): Column of ``ctx.targets``.
+
+        Returns:
+            list: One ``ClassifierOutputTarget`` per sample.
+        """
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
         return [ClassifierOutputTarget(int(c)) for c in ctx.targets[:, k]]
@@ -183,6 +201,7 @@ class LibScoreCAM(GradCamLibMethod):
         self.mask_batch_size = mask_batch_size
 
     def build(self, ctx):
+        """The library's ScoreCAM, ``mask_batch_size`` masks per pass."""
         cam = super().build(ctx)
         cam.batch_size = self.mask_batch_size
         return cam
@@ -205,6 +224,8 @@ class AblationCAM(GradCamLibMethod):
         self.mask_batch_size = mask_batch_size
 
     def build(self, ctx):
+        """The library's AblationCAM with the ablation layer of the layout
+        (``AblationLayerVit`` for tokens and channels-last maps)."""
         library = self.library()
         from pytorch_grad_cam.ablation_layer import (
             AblationLayer,
@@ -249,6 +270,7 @@ class FullGrad(GradCamLibMethod):
     needs_layer_gate = False
 
     def build(self, ctx):
+        """The library's FullGrad; it picks its own layers (conv/BN)."""
         return self.library().FullGrad(ClassifierLogits(ctx.model), [])
 
 
@@ -324,6 +346,7 @@ class FinerCAM(GradCamLibMethod):
     lib_name = 'FinerCAM'
 
     def make_targets(self, ctx, k):
+        """Per sample, the target against its three closest classes."""
         from pytorch_grad_cam.utils.model_targets import FinerWeightedTarget
 
         logits = ctx.logits.detach()

@@ -61,13 +61,19 @@ def score_cam_weights(
     """Score-CAM channel weights ``(B, C)`` (softmax of masked scores).
 
     Args:
-        model: Classifier, eval mode.
-        inputs: ``(B, 3, H, W)`` preprocessed images.
-        acts: ``(B, C, h, w)`` target-layer activations of ``inputs``.
-        targets: ``(B, )`` class explained per image.
-        mask_batch_size: Masked inputs per forward pass.
-        top_k_channels: Score only this many channels per image (``None``:
-            all, which equals pytorch-grad-cam).
+        model (nn.Module): Classifier, eval mode.
+        inputs (torch.Tensor): ``(B, 3, H, W)`` preprocessed images.
+        acts (torch.Tensor): ``(B, C, h, w)`` target-layer activations of
+            ``inputs``.
+        targets (torch.Tensor): ``(B, )`` class explained per image.
+        mask_batch_size (int): Masked inputs per forward pass. Defaults to
+            32.
+        top_k_channels (int, optional): Score only this many channels per
+            image (``None``: all, which equals pytorch-grad-cam). Defaults
+            to None.
+
+    Returns:
+        torch.Tensor: ``(B, C)`` weights; unscored channels weigh zero.
     """
     bsz, chans = acts.shape[:2]
     size = spatial_size(inputs)

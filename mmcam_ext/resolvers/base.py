@@ -93,6 +93,7 @@ class ForwardTrace:
         self.batch = int(inputs.shape[0])
 
     def ran(self, name: str) -> bool:
+        """Whether the module called ``name`` ran in the traced forward."""
         return name in self.records
 
     def ordered(self, prefix: str = '') -> List[TracedModule]:
@@ -154,6 +155,39 @@ class BaseResolver:
     backbones: Tuple[str, ...] = ()
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
+        """Choose the default target layers of ``model`` for this input.
+
+        Called by :func:`resolve_targets` only when the user gave no
+        ``target_layers`` (user-chosen layers go through :meth:`layout`).
+        The choice must rest on what really ran: ``trace`` holds the
+        modules that ran on one sample of the actual input, in completion
+        order, with their output shapes. The model must not be changed.
+
+        Args:
+            model (nn.Module): The classifier (the engine passes it
+                unwrapped from DDP); its feature extractor is
+                ``model.backbone`` or, for ``TimmClassifier``,
+                ``model.model`` (see
+                :func:`~mmcam_ext.utils.model.feature_root`).
+            trace (ForwardTrace): A no-grad forward of ``model`` on the
+                first sample of the input (``trace.batch`` is 1,
+                ``trace.input_hw`` the input's ``(H, W)``).
+
+        Returns:
+            TargetSpec: ``layers``, one or more module names as in
+            ``model.named_modules()`` that ran in ``trace`` (their maps are
+            averaged, so they share one layout); ``layout``, the
+            :class:`TokenLayout` that folds their outputs into
+            ``(B, C, h, w)``; ``reason``, one line saying why, logged for
+            the user. :func:`resolve_targets` then refuses a layer that did
+            not run and applies the user's ``num_extra_tokens`` to a
+            ``'tokens'`` layout.
+
+        Raises:
+            LayoutError: No layer of this model gives a map of this input
+                (the message tells the user to pass ``target_layers``).
+            NotImplementedError: Always, on this base class.
+        """
         raise NotImplementedError
 
     def layout(
@@ -307,12 +341,21 @@ def resolve_targets(
     """Decide the target layers and layout for ``model`` on ``inputs``.
 
     Args:
-        model: A built classifier.
-        inputs: A preprocessed batch (only its shape and one forward are
-            used).
-        target_layers: Module names chosen by the user; default: the
-            resolver's choice.
-        num_extra_tokens: Override of the token count to drop.
+        model (nn.Module): A built classifier.
+        inputs (torch.Tensor): A preprocessed batch (only its shape and one
+            forward are used).
+        target_layers (Sequence[str], optional): Module names chosen by the
+            user. Defaults to None (the resolver's choice).
+        num_extra_tokens (int, optional): Override of the token count to
+            drop. Defaults to None.
+
+    Returns:
+        TargetSpec: The target layers, their layout and the reason.
+
+    Raises:
+        LayerNotFoundError: A user-chosen layer does not exist.
+        LayoutError: A layer does not run on this input or cannot give a
+            map of it.
     """
     trace = ForwardTrace(model, inputs[:1])
     resolver = find_resolver(model)

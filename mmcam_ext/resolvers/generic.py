@@ -28,6 +28,20 @@ class GenericResolver(BaseResolver):
     """
 
     def resolve(self, model: nn.Module, trace: ForwardTrace) -> TargetSpec:
+        """The later of the last spatial map and the last token sequence.
+
+        Args:
+            model (nn.Module): The classifier.
+            trace (ForwardTrace): Its traced forward pass on the input.
+
+        Returns:
+            TargetSpec: The layer, its layout and the reason (the choice is
+            also logged).
+
+        Raises:
+            LayoutError: No spatial or token layer ran under the feature
+                extractor.
+        """
         prefix, root = feature_root(model)
         extra = num_extra_tokens(root)
         spatial = trace.last_spatial(prefix, ndim=4)

@@ -98,6 +98,7 @@ class LayerCapture:
         self._handles.clear()
 
     def clear(self) -> None:
+        """Forget the recorded outputs (hooks stay registered)."""
         self.outputs = [None] * len(self.layers)
 
 

@@ -13,9 +13,17 @@ def to_rgb(img: np.ndarray, channel_order: str) -> np.ndarray:
     """Return an ``HxWx3`` uint8 image in RGB order.
 
     Args:
-        img: ``HxWx3`` (or ``3xHxW``, as in ``data_batch['inputs']``) image.
-        channel_order: ``'bgr'`` (``mmcv.imread``, MMPretrain's raw inputs)
-            or ``'rgb'``.
+        img (np.ndarray): ``HxWx3`` (or ``3xHxW``, as in
+            ``data_batch['inputs']``) image.
+        channel_order (str): ``'bgr'`` (``mmcv.imread``, MMPretrain's raw
+            inputs) or ``'rgb'``.
+
+    Returns:
+        np.ndarray: The ``HxWx3`` uint8 RGB image.
+
+    Raises:
+        ValueError: An unknown ``channel_order`` or an image that is not
+            ``HxWx3`` (or ``3xHxW``, or single-channel).
     """
     order = channel_order.lower()
     if order not in CHANNEL_ORDERS:

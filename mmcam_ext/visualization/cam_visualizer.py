@@ -87,21 +87,24 @@ class CAMVisualizer(UniversalVisualizer):
         """Blend a CAM over an image.
 
         Args:
-            image: ``HxWx3`` uint8 RGB image.
-            cam: ``hxw`` float map, in ``[0, 1]`` (values outside are
-                clipped), or signed when ``signed=True``. Resized
-                (bilinear) to the image if the shapes differ.
-            alpha: Weight of the heat map; ``1 - alpha`` for the image.
-            colormap: Matplotlib colormap name. With ``signed=True`` the
-                default ``'jet'`` is replaced by the diverging ``'RdBu_r'``.
-            signed: Show a signed map with a diverging colormap centred on 0
-                over the symmetric range ``[-max|cam|, max|cam|]``. The blend
-                weight grows with ``sqrt|cam|`` so that zero leaves the image
-                untouched: only evidence for (red) or against (blue) the
-                class is coloured.
+            image (np.ndarray): ``HxWx3`` uint8 RGB image.
+            cam (np.ndarray): ``hxw`` float map, in ``[0, 1]`` (values
+                outside are clipped), or signed when ``signed=True``.
+                Resized (bilinear) to the image if the shapes differ.
+            alpha (float): Weight of the heat map; ``1 - alpha`` for the
+                image. Defaults to 0.5.
+            colormap (str): Matplotlib colormap name. With ``signed=True``
+                the default ``'jet'`` is replaced by the diverging
+                ``'RdBu_r'``. Defaults to ``'jet'``.
+            signed (bool): Show a signed map with a diverging colormap
+                centred on 0 over the symmetric range
+                ``[-max|cam|, max|cam|]``. The blend weight grows with
+                ``sqrt|cam|`` so that zero leaves the image untouched: only
+                evidence for (red) or against (blue) the class is coloured.
+                Defaults to False.
 
         Returns:
-            ``HxWx3`` uint8 RGB image.
+            np.ndarray: ``HxWx3`` uint8 RGB image.
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != 3:
@@ -155,26 +158,39 @@ class CAMVisualizer(UniversalVisualizer):
         """Draw the original image and one overlay panel per method.
 
         Args:
-            image: ``HxWx3`` uint8 RGB image the maps align with.
-            cams: ``{method name: hxw map}``, drawn left to right.
-            signed: Maps are signed (see :meth:`overlay`).
-            gt_label: Ground-truth class, shown in the header.
-            pred_label: Predicted class, shown in the header.
-            pred_score: Score of the prediction, shown in the header.
-            target_label: Class the maps explain, shown on each panel.
-            target_score: Score of ``target_label``; shown on each panel.
-                Defaults to ``pred_score`` when the target is the prediction.
-            classes: Class names; indices are shown when ``None``.
-            alpha: Heat-map weight of the overlays.
-            colormap: Matplotlib colormap name.
-            name: Image identifier for the vis backends.
-            step: Global step (epoch or iteration) for the vis backends.
-            show: Display the grid in a window.
-            out_file: Also write the grid to this file (PNG by extension).
-            add_to_backends: Send the grid to every vis backend.
+            image (np.ndarray): ``HxWx3`` uint8 RGB image the maps align
+                with.
+            cams (dict[str, np.ndarray]): ``{method name: hxw map}``, drawn
+                left to right.
+            signed (bool): Maps are signed (see :meth:`overlay`). Defaults
+                to False.
+            gt_label (int, optional): Ground-truth class, shown in the
+                header. Defaults to None.
+            pred_label (int, optional): Predicted class, shown in the
+                header. Defaults to None.
+            pred_score (float, optional): Score of the prediction, shown in
+                the header. Defaults to None.
+            target_label (int, optional): Class the maps explain, shown on
+                each panel. Defaults to None.
+            target_score (float, optional): Score of ``target_label``;
+                shown on each panel. Defaults to None (``pred_score`` when
+                the target is the prediction).
+            classes (Sequence[str], optional): Class names; indices are
+                shown when ``None``. Defaults to None.
+            alpha (float): Heat-map weight of the overlays. Defaults to 0.5.
+            colormap (str): Matplotlib colormap name. Defaults to ``'jet'``.
+            name (str): Image identifier for the vis backends. Defaults to
+                ``'cam'``.
+            step (int): Global step (epoch or iteration) for the vis
+                backends. Defaults to 0.
+            show (bool): Display the grid in a window. Defaults to False.
+            out_file (str, optional): Also write the grid to this file (PNG
+                by extension). Defaults to None.
+            add_to_backends (bool): Send the grid to every vis backend.
+                Defaults to True.
 
         Returns:
-            The grid as ``H'xW'x3`` uint8 RGB.
+            np.ndarray: The grid as ``H'xW'x3`` uint8 RGB.
         """
         if not cams:
             raise ValueError('cams is empty: give at least one method map.')
@@ -266,13 +282,16 @@ def draw_cam_rows(
     still gives one picture.
 
     Args:
-        visualizer: The visualizer that draws each row.
-        image: ``HxWx3`` uint8 RGB image.
-        maps: ``{method: (K, h, w)}`` maps.
-        targets: ``K`` explained classes.
-        target_scores: ``K`` scores of those classes.
+        visualizer (CAMVisualizer): The visualizer that draws each row.
+        image (np.ndarray): ``HxWx3`` uint8 RGB image.
+        maps (dict[str, np.ndarray]): ``{method: (K, h, w)}`` maps.
+        targets (Sequence[int]): ``K`` explained classes.
+        target_scores (Sequence[float]): ``K`` scores of those classes.
         **kwargs: Passed to ``draw_cam`` (``pred_label``, ``classes`` ...);
             ``out_file`` and backends apply to the stacked picture only.
+
+    Returns:
+        np.ndarray: The stacked picture, ``K`` rows.
     """
     out_file = kwargs.pop('out_file', None)
     add_to_backends = kwargs.pop('add_to_backends', False)

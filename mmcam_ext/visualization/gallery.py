@@ -120,7 +120,7 @@ def gallery_data(
 
     Args:
         rows (Sequence[dict]): Index rows (``mmcam_ext.fileio.INDEX_FIELDS``).
-        classes (Sequence[str], optional): Class names.
+        classes (Sequence[str], optional): Class names. Defaults to None.
         page_size (int): Cards per page. Defaults to :data:`PAGE_SIZE`.
 
     Returns:
@@ -190,6 +190,7 @@ def render_gallery(
     Args:
         rows (Sequence[dict]): Index rows.
         classes (Sequence[str], optional): Class names for the labels.
+            Defaults to None.
         title (str): Page title. Defaults to ``'CAMs'``.
 
     Returns:
@@ -238,7 +239,7 @@ def write_gallery(
     Args:
         folder (Path): The dump folder.
         rows (Sequence[dict]): Index rows.
-        classes (Sequence[str], optional): Class names.
+        classes (Sequence[str], optional): Class names. Defaults to None.
         title (str): Page title. Defaults to ``'CAMs'``.
         page_size (int): Cards per page. Defaults to :data:`PAGE_SIZE`.
 

@@ -104,7 +104,7 @@ def write_report(
     Args:
         folder (Path): The dump folder.
         rows (Sequence[dict]): Its index rows.
-        classes (Sequence[str], optional): Class names.
+        classes (Sequence[str], optional): Class names. Defaults to None.
         title (str): Title of the HTML page. Defaults to ``'CAMs'``.
 
     Returns:

@@ -51,7 +51,7 @@ class EvalDump:
         overlay (Callable): ``(image, map) -> overlay`` for PNGs/tiles.
         cap (int | None): ``samples.max_per_eval``.
         draw_grid (GridJob | None): Draws a backend grid; ``None`` when no
-            backend receives grids.
+            backend receives grids. Defaults to None.
     """
 
     phase: str

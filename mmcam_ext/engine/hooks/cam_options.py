@@ -56,22 +56,27 @@ class SampleSelection:
     samples are explained at every epoch and in 1- and 2-process runs.
 
     Args:
-        mode: ``'first'`` (indices ``0..num-1``), ``'indices'`` (the given
-            ``indices``), ``'random'`` (``num`` indices drawn with ``seed``,
-            the same draw at every evaluation) or ``'all'``.
-        num: Candidates for ``'first'`` and ``'random'``.
-        indices: Dataset indices for ``'indices'``.
-        seed: Seed of the ``'random'`` draw.
-        misclassified_only: Keep only samples the model gets wrong (the
-            samples one most wants to understand).
-        classes: Keep only samples whose ground truth is one of these
-            classes (indices or names from the dataset's ``classes``).
-        max_per_eval: Cap per evaluation, so a misconfigured filter cannot
-            dump a whole data set; ``None`` means no cap. The samples kept
-            are the first ones a single process would take, also under
-            ``N`` processes (each rank holds back up to ``max_per_eval``
-            candidates and the gathered set is cut to the cap in
-            single-process order before anything is written).
+        mode (str): ``'first'`` (indices ``0..num-1``), ``'indices'``
+            (the given ``indices``), ``'random'`` (``num`` indices drawn
+            with ``seed``, the same draw at every evaluation) or ``'all'``.
+            Defaults to ``'first'``.
+        num (int): Candidates for ``'first'`` and ``'random'``. Defaults
+            to 8.
+        indices (Sequence[int]): Dataset indices for ``'indices'``.
+            Defaults to ``()``.
+        seed (int): Seed of the ``'random'`` draw. Defaults to 0.
+        misclassified_only (bool): Keep only samples the model gets wrong
+            (the samples one most wants to understand). Defaults to False.
+        classes (Sequence[int | str], optional): Keep only samples whose
+            ground truth is one of these classes (indices or names from
+            the dataset's ``classes``). Defaults to None.
+        max_per_eval (int, optional): Cap per evaluation, so a
+            misconfigured filter cannot dump a whole data set; ``None``
+            means no cap. The samples kept are the first ones a single
+            process would take, also under ``N`` processes (each rank holds
+            back up to ``max_per_eval`` candidates and the gathered set is
+            cut to the cap in single-process order before anything is
+            written). Defaults to 32.
     """
 
     mode: str = 'first'
@@ -105,35 +110,43 @@ class DumpOptions:
     """Where and how CAMs are written.
 
     Args:
-        out_dir: Folder under the runner's ``work_dir`` (or absolute); each
-            evaluation writes into its own sub-folder ``<phase>_epoch_<n>``,
-            ``<phase>_iter_<n>`` or, for test and val-only runs,
-            ``<phase>_<timestamp>``.
-        save_raw: Also save each map as ``.npy`` (float32 ``H x W``), for
-            scoring CAMs later without re-running the model.
-        index_format: ``'json'`` or ``'csv'``.
-        gallery: Write ``index.html`` (browsable from disk).
-        to_backends: Also send one grid per sample (original + one overlay
-            per method) to the runner's visualizer backends.
-        alpha: Heat-map opacity in overlays.
-        colormap: Matplotlib colormap name.
-        signed: Show the signed map (before ReLU) with a diverging colormap
-            (raw maps are then stored as float32: signed values can be
-            too small for float16).
-        save_images: Per-sample PNGs (the input and one overlay per target
-            and method). Off, an evaluation writes O(methods) files: the
-            index, the map store, thumbnail sheets, gallery and report.
-        raw_dtype: ``'float16'`` (half the size, about 3 decimals on
-            ``[0, 1]`` maps) or ``'float32'``.
-        raw_downsample: Store raw maps this many times smaller.
-        thumbnails: Thumbnail sheets for the gallery (a tile per sample
-            and map, 1024 tiles per JPEG sheet).
-        report: Write the false-positive report (``false_positives.*``:
-            misclassified samples grouped by ground truth -> prediction).
-        backend_samples: Grids sent to the vis backends per evaluation at
-            most (the first samples in dataset order); ``None``: all.
-        max_pending: Write jobs queued for the background writer at most
-            (``0``: write in the loop's thread).
+        out_dir (str): Folder under the runner's ``work_dir`` (or
+            absolute); each evaluation writes into its own sub-folder
+            ``<phase>_epoch_<n>``, ``<phase>_iter_<n>`` or, for test and
+            val-only runs, ``<phase>_<timestamp>``. Defaults to ``'cam'``.
+        save_raw (bool): Also save each map as ``.npy`` (float32
+            ``H x W``), for scoring CAMs later without re-running the
+            model. Defaults to False.
+        index_format (str): ``'json'`` or ``'csv'``. Defaults to
+            ``'json'``.
+        gallery (bool): Write ``index.html`` (browsable from disk).
+            Defaults to True.
+        to_backends (bool): Also send one grid per sample (original + one
+            overlay per method) to the runner's visualizer backends.
+            Defaults to True.
+        alpha (float): Heat-map opacity in overlays. Defaults to 0.5.
+        colormap (str): Matplotlib colormap name. Defaults to ``'jet'``.
+        signed (bool): Show the signed map (before ReLU) with a diverging
+            colormap (raw maps are then stored as float32: signed values
+            can be too small for float16). Defaults to False.
+        save_images (bool): Per-sample PNGs (the input and one overlay per
+            target and method). Off, an evaluation writes O(methods)
+            files: the index, the map store, thumbnail sheets, gallery and
+            report. Defaults to True.
+        raw_dtype (str): ``'float16'`` (half the size, about 3 decimals on
+            ``[0, 1]`` maps) or ``'float32'``. Defaults to ``'float16'``.
+        raw_downsample (int): Store raw maps this many times smaller.
+            Defaults to 1.
+        thumbnails (bool): Thumbnail sheets for the gallery (a tile per
+            sample and map, 1024 tiles per JPEG sheet). Defaults to True.
+        report (bool): Write the false-positive report
+            (``false_positives.*``: misclassified samples grouped by ground
+            truth -> prediction). Defaults to True.
+        backend_samples (int, optional): Grids sent to the vis backends per
+            evaluation at most (the first samples in dataset order);
+            ``None``: all. Defaults to 64.
+        max_pending (int): Write jobs queued for the background writer at
+            most (``0``: write in the loop's thread). Defaults to 64.
     """
 
     out_dir: str = 'cam'
@@ -170,11 +183,15 @@ class ExplainOptions:
     """How the CAM engine is set up.
 
     Args:
-        target_layers: Module names; ``None`` lets the resolver choose (it
-            logs its choice and why).
-        num_extra_tokens: Override the resolver's count of cls/dist tokens.
-        aug_smooth: Average over flips x brightness (6 passes: slower).
-        eigen_smooth: First principal component instead of channel sum.
+        target_layers (Sequence[str], optional): Module names; ``None``
+            lets the resolver choose (it logs its choice and why). Defaults
+            to None.
+        num_extra_tokens (int, optional): Override the resolver's count of
+            cls/dist tokens. Defaults to None.
+        aug_smooth (bool): Average over flips x brightness (6 passes:
+            slower). Defaults to False.
+        eigen_smooth (bool): First principal component instead of channel
+            sum. Defaults to False.
     """
 
     target_layers: Optional[Sequence[str]] = None
@@ -189,9 +206,17 @@ def build_options(
     """Build option group ``cls`` from a dict, refusing unknown keys.
 
     Args:
-        cls: The dataclass to build.
-        cfg: ``None`` (defaults), an instance, or a dict of its fields.
-        arg: Argument name, for the error message.
+        cls (type): The dataclass to build.
+        cfg (dict | cls, optional): ``None`` (defaults), an instance, or a
+            dict of its fields.
+        arg (str): Argument name, for the error message.
+
+    Returns:
+        cls: An instance of ``cls``.
+
+    Raises:
+        TypeError: ``cfg`` is neither ``None``, an instance nor a dict.
+        KeyError: ``cfg`` has keys that are not fields of ``cls``.
     """
     if cfg is None:
         return cls()

@@ -51,7 +51,7 @@ def label_of(sample: Any, key: str) -> Optional[int]:
     """First label of ``gt_label``/``pred_label`` as int, or ``None``.
 
     Args:
-        sample: A data sample (``DataSample``).
+        sample (DataSample): A data sample (``DataSample``).
         key (str): ``'gt_label'`` or ``'pred_label'``.
 
     Returns:

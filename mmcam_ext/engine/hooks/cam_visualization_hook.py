@@ -107,22 +107,29 @@ class CAMVisualizationHook(Hook):
     target also goes to the runner's visualizer backends.
 
     Args:
-        methods: CAM method name(s) or config dict(s), e.g. ``'gradcam'``,
+        methods (str | dict | BaseCAMMethod | Sequence): CAM method
+            name(s) or config dict(s), e.g. ``'gradcam'``,
             ``['gradcam', 'layercam']`` or
             ``[dict(type='rollout', head_fusion='max')]``; a dict's other
             keys are the method's constructor options (see
-            ``mmcam_ext.methods``).
-        target: Explain the ``'pred'``-icted class, the ``'gt'`` class or
-            ``'both'``.
-        samples: :class:`SampleSelection` fields as a dict.
-        output: :class:`DumpOptions` fields as a dict.
-        explain: :class:`ExplainOptions` fields as a dict (target layers,
-            extra tokens, smoothing).
-        interval: Run at every ``interval``-th evaluation of each phase
-            (the ``interval``-th, ``2*interval``-th, ...). Defaults to 1.
-        phases: ``'val'`` and/or ``'test'``.
-        strict: Re-raise errors of the CAM work; by default they are logged
-            as warnings and the evaluation carries on unharmed.
+            ``mmcam_ext.methods``). Defaults to ``('gradcam',)``.
+        target (str): Explain the ``'pred'``-icted class, the ``'gt'``
+            class or ``'both'``. Defaults to ``'pred'``.
+        samples (dict | SampleSelection, optional): :class:`SampleSelection`
+            fields as a dict. Defaults to None (its defaults).
+        output (dict | DumpOptions, optional): :class:`DumpOptions` fields
+            as a dict. Defaults to None (its defaults).
+        explain (dict | ExplainOptions, optional): :class:`ExplainOptions`
+            fields as a dict (target layers, extra tokens, smoothing).
+            Defaults to None (its defaults).
+        interval (int): Run at every ``interval``-th evaluation of each
+            phase (the ``interval``-th, ``2*interval``-th, ...). Defaults
+            to 1.
+        phases (str | Sequence[str]): ``'val'`` and/or ``'test'``.
+            Defaults to ``('val', 'test')``.
+        strict (bool): Re-raise errors of the CAM work; by default they are
+            logged as warnings and the evaluation carries on unharmed.
+            Defaults to False.
     """
 
     # Before IterTimerHook (NORMAL): the CAM work of an iteration is booked
