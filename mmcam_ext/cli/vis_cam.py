@@ -539,7 +539,10 @@ def _replay_warnings(caught: List[warnings.WarningMessage]) -> None:
     """
     for caught_warning in caught:
         if issubclass(caught_warning.category, MMCamWarning):
-            report(PROG, 'warning', cli_message(caught_warning.message))
+            message = caught_warning.message
+            if not isinstance(message, Warning):
+                message = MMCamWarning(message)
+            report(PROG, 'warning', cli_message(message))
         else:
             warnings.showwarning(
                 caught_warning.message,
