@@ -6,6 +6,7 @@ argument as the API spells it (``methods``, ``targets``, ``topk``...).
 They run before any forward pass, so a wrong argument costs nothing.
 """
 
+import difflib
 import numbers
 from collections.abc import Mapping
 from typing import Any, List, Optional, Sequence, Union
@@ -22,6 +23,7 @@ __all__ = [
     'check_topk',
     'check_targets',
     'check_device',
+    'class_indices',
     'as_list',
 ]
 
@@ -270,6 +272,76 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
             option='device',
         ) from None
     return dev
+
+
+def class_indices(
+    wanted: Sequence[Union[int, str]], classes: Optional[Sequence[str]]
+) -> List[int]:
+    """Class indices for indices or class names (``'tench'``).
+
+    A name must be one of the model's classes (``dataset_meta['classes']``
+    of its checkpoint or config): exactly, or else ignoring case, or one of
+    the comma-separated synonyms of an ImageNet-style name (``'tench'`` for
+    ``'tench, Tinca tinca'``), when that is unambiguous. Indices pass
+    through (their range is checked with the targets, against the head).
+
+    Args:
+        wanted (Sequence[int | str]): Indices and names, in order.
+        classes (Sequence[str], optional): The model's class names; None
+            when it has none.
+
+    Returns:
+        list[int]: One index per entry of ``wanted``.
+
+    Raises:
+        TargetError: A name the model does not have (with close matches),
+            or a name for a model without class names.
+    """
+    out = []
+    names = list(classes or [])
+    folded: dict = {}
+    for index, name in enumerate(names):
+        # ImageNet-style names list synonyms: 'tench, Tinca tinca'.
+        keys = {str(name).lower()}
+        keys.update(part.strip().lower() for part in str(name).split(','))
+        for key in keys - {''}:
+            folded.setdefault(key, []).append(index)
+    for item in wanted:
+        if not isinstance(item, str):
+            out.append(item)
+            continue
+        if not names:
+            raise TargetError(
+                f'Target class {item!r} is a name, but this model has no '
+                "class names (no dataset_meta['classes'] in its checkpoint "
+                'or config); give class indices.',
+                option='targets',
+            )
+        exact = [i for i, name in enumerate(names) if name == item]
+        found = exact or folded.get(item.lower(), [])
+        if len(found) == 1:
+            out.append(found[0])
+            continue
+        if found:
+            raise TargetError(
+                f'Target class {item!r} names {len(found)} classes of this '
+                f'model ({", ".join(map(str, found))}); give the index.',
+                option='targets',
+            )
+        close = difflib.get_close_matches(
+            item.lower(), list(folded), n=5, cutoff=0.6
+        )
+        hint = (
+            'close matches: '
+            + '; '.join(dict.fromkeys(names[folded[c][0]] for c in close))
+            if close
+            else f'it has {len(names)}, e.g. ' + '; '.join(map(str, names[:3]))
+        )
+        raise TargetError(
+            f'Target class {item!r} is not a class of this model ({hint}).',
+            option='targets',
+        )
+    return out
 
 
 def as_list(value: Union[str, Sequence[str], None]) -> List[str]:

@@ -10,6 +10,7 @@ import glob
 import io
 import os
 import os.path as osp
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import (
@@ -197,6 +198,11 @@ def _expand_one(item: Any) -> Sequence[ImageInput]:
     if osp.lexists(path):
         raise ImageLoadError(
             f'Image {path!r} is a broken symbolic link (or a link loop).'
+        )
+    if re.match(r'^[a-z][a-z0-9+.-]*://', path, re.IGNORECASE):
+        raise ImageLoadError(
+            f'Image {path!r} is a URL: only local files, folders and globs '
+            'are read; download it first.'
         )
     raise ImageLoadError(f'Image file {path!r} does not exist.')
 

@@ -32,7 +32,13 @@ from ..checkpoint import load_checkpoint
 from ..errors import CheckpointError, ConfigError, ConfigKeyWarning, ModelError
 from ..utils.image import to_rgb
 from .cam_engine import CAMEngine, TargetsLike
-from .checks import check_device, check_int, check_methods, check_targets
+from .checks import (
+    check_device,
+    check_int,
+    check_methods,
+    check_targets,
+    class_indices,
+)
 from .data import (
     CAMImageDataset,
     ImageInput,
@@ -395,10 +401,11 @@ class CAMInferencer:
                 ``dict(type='rollout', head_fusion='max')``, or a built
                 method) or a list of them.
                 Defaults to ``('gradcam',)``.
-            targets (int | Sequence | torch.Tensor, optional): ``None``
-                (top-``topk`` predictions), one class for all images, one
-                per image, or ``(N, K)`` classes. Defaults to
-                None.
+            targets (int | str | Sequence | torch.Tensor, optional):
+                ``None`` (top-``topk`` predictions), one class for all
+                images, one per image, or ``(N, K)`` classes. A class may
+                be given by its name (``'tench'``) where the model has
+                class names. Defaults to None.
             topk (int): Predictions explained when ``targets`` is ``None``.
                 Defaults to 1.
             batch_size (int): Images per forward/backward pass. Defaults
@@ -434,6 +441,7 @@ class CAMInferencer:
         check_int(topk, 'topk', 1)
         built = check_methods(methods)
         images = list_images(images)
+        targets = self._names_to_indices(targets)
         checked = self._check_targets(targets, len(images))
         loader = DataLoader(
             CAMImageDataset(images, self.pipeline, self.limits),
@@ -453,6 +461,14 @@ class CAMInferencer:
             )
 
     # ------------------------------------------------------------------
+    def _names_to_indices(self, targets: Any) -> Any:
+        """``targets`` with every class name (at any depth) as its index."""
+        if isinstance(targets, str):
+            return class_indices([targets], self.classes)[0]
+        if isinstance(targets, (list, tuple)):
+            return [self._names_to_indices(t) for t in targets]
+        return targets
+
     @staticmethod
     def _check_targets(
         targets: TargetsLike, num_images: int

@@ -10,7 +10,7 @@ import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Callable
+from typing import Callable, Union
 
 from ..errors import InputError, OutputError
 
@@ -52,6 +52,32 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f'integer >= {minimum}'
     return parse
+
+
+def class_arg(text: str) -> Union[int, str]:
+    """A ``--target-category`` entry: a class index or a class name.
+
+    Args:
+        text (str): The command-line word.
+
+    Returns:
+        int | str: The index, or the name (looked up once the model's
+        classes are known).
+
+    Raises:
+        argparse.ArgumentTypeError: A number that is not an integer.
+    """
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        float(text)
+    except ValueError:
+        return text
+    raise argparse.ArgumentTypeError(
+        f'{text!r} is not a class index (an integer) or a class name'
+    )
 
 
 def check_display() -> None:

@@ -27,7 +27,11 @@ from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 from mmcam_ext.apis import CAMInferencer, list_images
-from mmcam_ext.apis.checks import check_device, check_methods
+from mmcam_ext.apis.checks import (
+    check_device,
+    check_methods,
+    class_indices,
+)
 from mmcam_ext.apis.data import InputLimits, unique_prefix
 from mmcam_ext.apis.inferencer import load_config
 from mmcam_ext.errors import (
@@ -51,6 +55,7 @@ from .checks import (
     check_display,
     check_output_dir,
     check_save_path,
+    class_arg,
     ensure_dir,
     int_at_least,
 )
@@ -142,9 +147,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--target-category',
         default=[],
         nargs='+',
-        type=int,
-        help='Classes to explain (each image explains all of '
-        'them); default: the top --topk predictions',
+        type=class_arg,
+        help='Classes to explain, as indices or class names of the model '
+        '(each image explains all of them); default: the top --topk '
+        'predictions',
     )
     parser.add_argument(
         '--topk',
@@ -693,7 +699,8 @@ def run(args) -> int:
     # path strings only (arrays come only from an array input).
     images = cast(List[str], list_images(args.img))
     prefixes = plan_outputs(args, images, methods)
-    targets = _targets(args.target_category, len(images))
+    categories = class_indices(args.target_category, inferencer.classes)
+    targets = _targets(categories, len(images))
     written, skipped = _explain_all(
         args, inferencer, images, prefixes, configs, targets
     )
@@ -701,6 +708,7 @@ def run(args) -> int:
 
 
 def _targets(categories: List[int], num_images: int):
+    """``--target-category`` as the inferencer's ``targets``."""
     if not categories:
         return None
     if len(categories) == 1:

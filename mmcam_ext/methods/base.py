@@ -243,6 +243,13 @@ def method_class(name: str) -> Type[BaseCAMMethod]:
         MethodError: Listing the available names.
     """
     cls = _method_table().get(normalize_name(str(name)))
+    if cls is None and any(c in str(name) for c in ',;'):
+        parts = [p.strip() for p in re.split(r'[,;]', str(name)) if p.strip()]
+        raise MethodError(
+            f'Unknown CAM method {name!r}: a comma does not separate '
+            f'methods; give the {len(parts)} names ({" ".join(parts)}) '
+            'each on its own.'
+        )
     if cls is None:
         raise MethodError(
             f'Unknown CAM method {name!r}. Available: '

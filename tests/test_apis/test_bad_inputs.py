@@ -244,6 +244,18 @@ CASES = [
         'does not exist',
     ),
     (
+        'image given as a URL',
+        lambda p, i, x: i('http://example.com/cat.jpg'),
+        ImageLoadError,
+        'is a URL',
+    ),
+    (
+        'methods in one comma-separated string',
+        lambda p, i, x: i(IMG, methods='gradcam, layercam'),
+        MethodError,
+        'a comma does not separate methods',
+    ),
+    (
         'unreadable image',
         lambda p, i, x: i(osp.join(p['mixed'], 'bad.jpg')),
         ImageLoadError,
@@ -331,6 +343,18 @@ CASES = [
         lambda p, i, x: i(IMG, targets=[[]]),
         TargetError,
         'holds no class',
+    ),
+    (
+        'targets: a name the model does not have',
+        lambda p, i, x: i(IMG, targets='goldfsh'),
+        TargetError,
+        'close matches: goldfish, Carassius auratus',
+    ),
+    (
+        'targets: a name of two classes',
+        lambda p, i, x: i(IMG, targets=['tench', 'crane']),
+        TargetError,
+        "'crane' names 2 classes of this model (134, 517)",
     ),
     (
         'targets float',
@@ -591,6 +615,23 @@ def test_batches_above_the_input_limit_are_chunked_exactly(p):
         np.testing.assert_allclose(
             ra['maps']['GradCAM'], rb['maps']['GradCAM'], atol=1e-5
         )
+
+
+def test_targets_by_class_name_equal_targets_by_index(inf):
+    # The fixture's classes are ImageNet's: 'tench, Tinca tinca' (0),
+    # 'goldfish, Carassius auratus' (1).
+    assert inf.classes[:2] == [
+        'tench, Tinca tinca',
+        'goldfish, Carassius auratus',
+    ]
+    by_index = inf(IMG, targets=[[1, 0]])[0]
+    for names in (['Goldfish', 'tench, Tinca tinca'], ['goldfish', 0]):
+        by_name = inf(IMG, targets=[names])[0]
+        assert by_name['targets'].tolist() == [1, 0]
+        np.testing.assert_array_equal(
+            by_name['maps']['GradCAM'], by_index['maps']['GradCAM']
+        )
+    assert inf(IMG, targets='goldfish')[0]['targets'].tolist() == [1]
 
 
 def test_partial_checkpoint_only_with_strict_false(p):

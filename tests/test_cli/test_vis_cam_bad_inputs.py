@@ -297,7 +297,16 @@ CASES = [
         '--target-category float',
         lambda p, o, t: _std(p) + ['--out-dir', o, '--target-category', '3.7'],
         2,
-        'invalid int',
+        "'3.7' is not a class index (an integer) or a class name",
+    ),
+    (
+        '--target-category misspelt name',
+        lambda p, o, t: (
+            _std(p) + ['--out-dir', o, '--target-category', 'goldfsh']
+        ),
+        2,
+        "Target class 'goldfsh' is not a class of this model (close "
+        'matches: goldfish',
     ),
     (
         '--topk 0',
@@ -334,6 +343,27 @@ CASES = [
         lambda p, o, t: _std(p) + ['--out-dir', o, '--method', 'gradcamm'],
         2,
         "Unknown CAM method 'gradcamm'",
+    ),
+    (
+        '--method with commas',
+        lambda p, o, t: (
+            _std(p) + ['--out-dir', o, '--method', 'gradcam,layercam']
+        ),
+        2,
+        'a comma does not separate methods; give the 2 names (gradcam '
+        'layercam) each on its own',
+    ),
+    (
+        'image given as a URL',
+        lambda p, o, t: [
+            'https://example.com/cat.jpg',
+            p['config'],
+            p['ckpt'],
+            '--out-dir',
+            o,
+        ],
+        2,
+        'is a URL: only local files',
     ),
     (
         '--method twice',
