@@ -667,6 +667,26 @@ def test_blank_map_is_written_with_a_warning(p, tmp_path, capsys):
     assert rc == 0 and (signed / 'img0_cam.png').stat().st_size > 1000
 
 
+def test_target_category_by_name_draws_what_the_index_draws(
+    p, tmp_path, capsys
+):
+    grids = {}
+    for label, category in (
+        ('index', ['1', '0']),
+        ('name', ['Goldfish', 'tench']),
+    ):
+        out = tmp_path / label
+        rc, _, err = _run(
+            p,
+            [p['image'], p['config'], p['ckpt'], '--out-dir', out]
+            + ['--target-category', *category],
+            capsys,
+        )
+        assert rc == 0, err
+        grids[label] = (out / 'img0_cam.png').read_bytes()
+    assert grids['name'] == grids['index']
+
+
 def test_partial_checkpoint_needs_the_flag_and_warns(p, tmp_path, capsys):
     out = tmp_path / 'out'
     rc, stdout, err = _run(
