@@ -25,6 +25,9 @@ test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=16,
     num_workers=0,
+    # Loaded in the main process; MMPretrain's tools/train.py and test.py
+    # default to persistent workers, which need num_workers > 0.
+    persistent_workers=False,
     dataset=dict(
         type='CustomDataset',
         data_root=data_root,
@@ -36,6 +39,9 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=16,
     num_workers=0,
+    # Loaded in the main process; MMPretrain's tools/train.py and test.py
+    # default to persistent workers, which need num_workers > 0.
+    persistent_workers=False,
     dataset=dict(
         type='CustomDataset',
         data_root=data_root,

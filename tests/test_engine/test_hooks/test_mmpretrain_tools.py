@@ -60,10 +60,10 @@ def _dump_folders(work_dir: Path, prefix: str):
 
 
 def _dump(cfg, path: Path) -> None:
-    # MMPretrain's tools default to persistent workers, which need
-    # num_workers > 0; these configs load in the main process.
+    # As the shapes configs come (persistent_workers=False for loaders in
+    # the main process: MMPretrain's tools default to persistent workers).
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].persistent_workers = False
+        assert cfg[loader].persistent_workers is False
     cfg.dump(str(path))
 
 
