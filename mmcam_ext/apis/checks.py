@@ -9,7 +9,7 @@ They run before any forward pass, so a wrong argument costs nothing.
 import difflib
 import numbers
 from collections.abc import Mapping
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ __all__ = [
     'check_topk',
     'check_targets',
     'check_device',
+    'class_lookup',
     'class_indices',
     'as_list',
 ]
@@ -274,42 +275,35 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
     return dev
 
 
-def class_indices(
-    wanted: Sequence[Union[int, str]], classes: Optional[Sequence[str]]
-) -> List[int]:
-    """Class indices for indices or class names (``'tench'``).
+def class_lookup(classes: Optional[Sequence[str]]) -> Callable[[str], int]:
+    """A function from a class name (``'tench'``) to its index.
 
     A name must be one of the model's classes (``dataset_meta['classes']``
     of its checkpoint or config): exactly, or else ignoring case, or one of
     the comma-separated synonyms of an ImageNet-style name (``'tench'`` for
-    ``'tench, Tinca tinca'``), when that is unambiguous. Indices pass
-    through (their range is checked with the targets, against the head).
+    ``'tench, Tinca tinca'``), when that is unambiguous. The table is built
+    once, however many names are then looked up.
 
     Args:
-        wanted (Sequence[int | str]): Indices and names, in order.
         classes (Sequence[str], optional): The model's class names; None
             when it has none.
 
     Returns:
-        list[int]: One index per entry of ``wanted``.
-
-    Raises:
-        TargetError: A name the model does not have (with close matches),
-            or a name for a model without class names.
+        Callable[[str], int]: Name -> index. It raises
+        :class:`TargetError` for a name the model does not have (with close
+        matches), a name of several classes (with their indices), or any
+        name when the model has no class names.
     """
-    out = []
     names = list(classes or [])
-    folded: dict = {}
+    folded: Dict[str, List[int]] = {}
     for index, name in enumerate(names):
         # ImageNet-style names list synonyms: 'tench, Tinca tinca'.
         keys = {str(name).lower()}
         keys.update(part.strip().lower() for part in str(name).split(','))
         for key in keys - {''}:
             folded.setdefault(key, []).append(index)
-    for item in wanted:
-        if not isinstance(item, str):
-            out.append(item)
-            continue
+
+    def lookup(item: str) -> int:
         if not names:
             raise TargetError(
                 f'Target class {item!r} is a name, but this model has no '
@@ -320,8 +314,7 @@ def class_indices(
         exact = [i for i, name in enumerate(names) if name == item]
         found = exact or folded.get(item.lower(), [])
         if len(found) == 1:
-            out.append(found[0])
-            continue
+            return found[0]
         if found:
             raise TargetError(
                 f'Target class {item!r} names {len(found)} classes of this '
@@ -341,7 +334,31 @@ def class_indices(
             f'Target class {item!r} is not a class of this model ({hint}).',
             option='targets',
         )
-    return out
+
+    return lookup
+
+
+def class_indices(
+    wanted: Sequence[Union[int, str]], classes: Optional[Sequence[str]]
+) -> List[Any]:
+    """Class indices for indices or class names, in order.
+
+    Names are looked up with :func:`class_lookup`; indices pass through
+    (their range is checked with the targets, against the head).
+
+    Args:
+        wanted (Sequence[int | str]): Indices and names.
+        classes (Sequence[str], optional): The model's class names; None
+            when it has none.
+
+    Returns:
+        list: One index per entry of ``wanted``.
+
+    Raises:
+        TargetError: See :func:`class_lookup`.
+    """
+    lookup = class_lookup(classes)
+    return [lookup(w) if isinstance(w, str) else w for w in wanted]
 
 
 def as_list(value: Union[str, Sequence[str], None]) -> List[str]:

@@ -37,7 +37,7 @@ from .checks import (
     check_int,
     check_methods,
     check_targets,
-    class_indices,
+    class_lookup,
 )
 from .data import (
     CAMImageDataset,
@@ -463,11 +463,16 @@ class CAMInferencer:
     # ------------------------------------------------------------------
     def _names_to_indices(self, targets: Any) -> Any:
         """``targets`` with every class name (at any depth) as its index."""
-        if isinstance(targets, str):
-            return class_indices([targets], self.classes)[0]
-        if isinstance(targets, (list, tuple)):
-            return [self._names_to_indices(t) for t in targets]
-        return targets
+        lookup = class_lookup(self.classes)
+
+        def swap(value: Any) -> Any:
+            if isinstance(value, str):
+                return lookup(value)
+            if isinstance(value, (list, tuple)):
+                return [swap(v) for v in value]
+            return value
+
+        return swap(targets)
 
     @staticmethod
     def _check_targets(
