@@ -143,14 +143,9 @@ def check_output_dir(path: str, flag: str = '--out-dir') -> None:
         raise OutputError(
             f'{flag} {path!r} cannot be created: {ancestor!r} is a file.'
         )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise OutputError(
-            f'{flag} {path!r} is not writable ({ancestor!r} is read-only '
-            f'for this user); choose another {flag}.'
-        )
-    # os.access says yes to root everywhere, and knows nothing of read-only
-    # mounts or pseudo file systems (/proc, /sys): try it, before any model
-    # is built, with a file that is removed at once.
+    # Tried, not asked: os.access says yes to root everywhere and knows
+    # nothing of read-only mounts or pseudo file systems (/proc, /sys). A
+    # file is created and removed at once, before any model is built.
     try:
         with tempfile.NamedTemporaryFile(dir=ancestor, prefix='.mmcam-probe-'):
             pass

@@ -536,10 +536,14 @@ def test_show_without_display_fails_fast(p, tmp_path, capsys, monkeypatch):
 
 
 def test_read_only_out_dir_and_failed_write(p, tmp_path, capsys, monkeypatch):
-    # As root every folder is writable, so the refusal is simulated.
+    # As root every folder is writable, so the refusal is simulated where
+    # the check tries to create its probe file.
     from mmcam_ext.cli import checks
 
-    monkeypatch.setattr(checks.os, 'access', lambda path, mode: False)
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, 'Permission denied')
+
+    monkeypatch.setattr(checks.tempfile, 'NamedTemporaryFile', refuse)
     out = str(tmp_path / 'out')
     assert vis_cam.main(_std(p) + ['--out-dir', out]) == 2
     err = capsys.readouterr().err
