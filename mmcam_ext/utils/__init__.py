@@ -12,6 +12,11 @@ from .backbone_facts import (
     head_tokens,
 )
 from .capture import GridCapture, LayerCapture, eval_mode, frozen_parameters
+from .descriptors import (
+    DESCRIPTOR_DIM,
+    evidence_descriptors,
+    split_descriptors,
+)
 from .image import CHANNEL_ORDERS, class_text, to_rgb
 from .maps import combine_layers, normalize_maps, resize_maps, spatial_size
 from .model import (
@@ -32,6 +37,9 @@ __all__ = [
     'BackboneFacts',
     'find_facts',
     'head_tokens',
+    'DESCRIPTOR_DIM',
+    'evidence_descriptors',
+    'split_descriptors',
     'GridCapture',
     'LayerCapture',
     'eval_mode',
