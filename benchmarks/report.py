@@ -20,7 +20,7 @@ def fmt(value: Optional[float], digits: int = 2, unit: str = '') -> str:
 
 @dataclass
 class Row:
-    """One measured figure, with its target when the issue sets one.
+    """One measured figure, with its target when one is set.
 
     Args:
         section: Group, e.g. ``'floor ratio'``.

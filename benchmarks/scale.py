@@ -1,4 +1,4 @@
-"""Explaining a whole test set (issue 11): the hook and the tool at scale.
+"""Explaining a whole test set: the hook and the tool at scale.
 
 Rows:
 

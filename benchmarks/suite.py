@@ -2,7 +2,8 @@
 
 ``run_benchmark(settings)`` measures every row in one run and returns a
 :class:`~benchmarks.report.Report`; ``tools/benchmark.py`` only
-parses arguments, prints and writes it. Targets are those of issue 5.
+parses arguments, prints and writes it. A row's target is the figure the
+project aims for.
 """
 
 import os
@@ -55,7 +56,7 @@ __all__ = [
 SECTIONS = ('speed', 'memory', 'folder', 'hook', 'scale', 'quality')
 FLOOR_TARGET, GRID_TARGET, EIGEN_TARGET = 1.15, 1.3, 1.2
 MEMORY_TARGET, HELD_TARGET, HOOK_TARGET, FOLDER_TARGET = 1.3, 0.10, 1.2, 50
-#: Issue 11: hook over a whole test set / the test run without it, per
+#: Targets: hook over a whole test set / the test run without it, per
 #: model label; standalone tool / plain inference, time per image.
 SCALE_TARGETS = {'ResNet-50': 1.15, 'DeiT-tiny': 1.5}
 TOOL_TARGET = 1.3
@@ -85,7 +86,7 @@ class Settings:
         import_repeats: Fresh interpreters per import-time row.
         hook: The hook benchmark set-up.
         scale_models: Keys of :data:`SPEED_MODELS` for the whole-test-set
-            hook rows (issue 11 (a), (d)).
+            hook rows ((a) and (d)).
         scale_images: Test images of those rows.
         scale_batch: Their test batch size.
         scale_folder_model: Model of the tool-vs-inference row (c).
@@ -441,7 +442,7 @@ def _hook(s: Settings, report: Report) -> None:
 
 # ------------------------------------------------------------------ scale
 def _scale(s: Settings, report: Report) -> None:
-    """Issue 11 rows (a)-(d): the hook over a whole test set, the tool on
+    """Whole-test-set rows (a)-(d): the hook over a whole test set, the tool on
     a folder against plain inference, files per evaluation."""
     for key in s.scale_models:
         model = SPEED_MODELS[key]

@@ -1,4 +1,4 @@
-"""Speed, memory and CAM-quality benchmark of mmcam_ext (issue 5).
+"""Speed, memory and CAM-quality benchmark of mmcam_ext.
 
 Prints one table with every figure next to its target, and writes it as
 Markdown (``benchmark.md``) and a plot (``benchmark.png``) to ``--out-dir``.

@@ -1,4 +1,4 @@
-"""Requirements respect the user's environment (issue 8, item 1).
+"""Requirements respect the user's environment.
 
 Runtime requirements are ranges, hold nothing that only the demo, tests or
 benchmarks need, and cover every third-party module the library imports

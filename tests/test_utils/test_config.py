@@ -1,8 +1,9 @@
 """The plugin's configs and tools, found through ``mmcam_ext/.mim``.
 
-Also the MMEngine fact the README documents: ``_base_ = 'mmcam_ext::...'``
-is refused (only OpenMMLab's own packages are accepted), while a ``_base_``
-given as the absolute path from :func:`config_path` works.
+Also the MMEngine fact that docs/get_started.md documents:
+``_base_ = 'mmcam_ext::...'`` is refused (only OpenMMLab's own packages are
+accepted), while a ``_base_`` given as the absolute path from
+:func:`config_path` works.
 """
 
 from pathlib import Path

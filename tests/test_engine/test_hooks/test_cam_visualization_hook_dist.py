@@ -1,5 +1,5 @@
 """Under ``torchrun`` (2 gloo processes on CPU): the cap selects exactly the
-samples one process would, and the README's command works as written."""
+samples one process would, and the hook guide's command works as written."""
 
 import re
 from pathlib import Path
@@ -61,16 +61,16 @@ def test_cap_selects_what_one_process_would(tmp_path, arch, samples):
     assert all(m.endswith(('.rank0.npy', '.rank1.npy')) for m in maps)
 
 
-def _readme_command():
-    """The CPU torchrun command of the README's hook section."""
-    text = (REPO / 'README.md').read_text()
+def _guide_command():
+    """The CPU torchrun command of the hook guide."""
+    text = (REPO / 'docs' / 'user_guides' / 'hook.md').read_text()
     (line,) = re.findall(
         r'^torchrun --nproc_per_node=2 tools/dist_launch\.py.*$', text, re.M
     )
     return line.split()
 
 
-def test_readme_torchrun_command_works_as_written(tmp_path):
+def test_guide_torchrun_command_works_as_written(tmp_path):
     hook = dict(
         type='CAMVisualizationHook',
         methods=['gradcam'],
@@ -84,14 +84,14 @@ def test_readme_torchrun_command_works_as_written(tmp_path):
     torch.save({'state_dict': runner.model.state_dict()}, ckpt)
     cfg_file = tmp_path / 'tiny_config.py'
     cfg.dump(str(cfg_file))
-    words = _readme_command()
+    words = _guide_command()
     assert words[:4] == [
         'torchrun',
         '--nproc_per_node=2',
         'tools/dist_launch.py',
         'test',
     ]
-    # The README's placeholders and paths, filled in; `torchrun` is
+    # The guide's placeholders and paths, filled in; `torchrun` is
     # `python -m torch.distributed.run` with a free port.
     fill = {'CONFIG': str(cfg_file), 'CHECKPOINT': str(ckpt)}
     args = [fill.get(w, w) for w in words[3:]]
