@@ -110,11 +110,16 @@ class BaseCAMMethod:
             gradients *through* the layers (the attention methods) or run
             no backward set it to ``False``. Layer-map methods always share
             the engine's gated pass. Defaults to ``True``.
+        class_agnostic (bool): The map does not depend on the explained
+            class (EigenCAM, attention rollout, KPCA-CAM, FEM): the engine
+            computes it once per sample and repeats it for every target
+            column. Defaults to ``False``.
     """
 
     aliases: Tuple[str, ...] = ()
     uses_gradients: bool = True
     needs_layer_gate: bool = True
+    class_agnostic: bool = False
 
     @property
     def name(self) -> str:

@@ -97,6 +97,7 @@ class EigenCAM(LayerMapMethod):
     """First principal component of the activations (class-agnostic)."""
 
     uses_gradients = False
+    class_agnostic = True
 
     def layer_map(self, acts, grads: Optional[torch.Tensor], eigen_smooth):
         return eigen_projection(acts)
