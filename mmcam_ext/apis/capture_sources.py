@@ -230,7 +230,9 @@ def layer_maps(
                 m.layer_map(a, g, eigen_smooth)
                 for a, g in zip(source.acts, grads)
             ]
-            col = combine_layers(raw, source.input_size)
+            col: Tuple[torch.Tensor, ...] = combine_layers(
+                raw, source.input_size
+            )
             if descriptors:
                 col += (evidence_descriptors(source.acts[-1], raw[-1]),)
             cols[m.name].append(col)

@@ -11,7 +11,8 @@ from typing import Optional
 import torch
 
 from ..registry import CAM_METHODS
-from .base import LayerMapMethod, eigen_projection
+from ..utils.maps import eigen_projection
+from .base import LayerMapMethod
 
 __all__ = [
     'GRADIENT_METHODS',

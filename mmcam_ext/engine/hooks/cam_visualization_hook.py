@@ -63,11 +63,8 @@ from ...apis.cam_engine import CAMEngine
 from ...apis.capture_sources import LoopCapture
 from ...errors import InputError
 from ...fileio import SampleCAMs
-from ...methods.base import (
-    BaseCAMMethod,
-    MethodLike,
-    build_method,
-)
+from ...methods.base import BaseCAMMethod
+from ...methods.builder import MethodLike, build_method
 from ...registry import HOOKS
 from ...structures import CAMResult
 from ...utils.image import to_rgb
