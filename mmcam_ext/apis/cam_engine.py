@@ -191,9 +191,13 @@ class CAMEngine:
         with eval_mode(self.model), frozen_parameters(self.model):
             if pooled is not None:
                 out = self._pooled_pass(
-                    pooled, inputs, built, targets, topk, eigen_smooth,
+                    pooled,
+                    inputs,
+                    built,
+                    partial(self._targets, targets=targets, topk=topk),
+                    eigen_smooth,
                     descriptors,
-                )  # fmt: skip
+                )
             elif aug_smooth or not any(
                 isinstance(m, LayerMapMethod) for m in built
             ):
@@ -373,6 +377,8 @@ class CAMEngine:
         if capture is not None:
             capture.stop()
         if capture is None or not self._fits(capture, built, aug_smooth):
+            if capture is not None:
+                capture.clear()
             self.last_path = 'general path (one extra pass per batch)'
             return self.explain(
                 inputs()[list(rows)],
@@ -450,7 +456,7 @@ class CAMEngine:
         return self.pooled_head(inputs)
 
     def _pooled_pass(
-        self, pooled, inputs, built, targets, topk, eigen_smooth, descriptors
+        self, pooled, inputs, built, targets, eigen_smooth, descriptors
     ) -> LayerMaps:
         """One no-grad forward with the capture on, then the head alone."""
         with pooled.capture() as cap, torch.no_grad():
@@ -458,7 +464,7 @@ class CAMEngine:
 
         def checked_targets(logits: torch.Tensor) -> torch.Tensor:
             check_logits(self.model, inputs, logits)
-            return self._targets(logits, targets, topk)
+            return targets(logits)
 
         source = cap.source(range(len(inputs)))
         return layer_maps(
@@ -594,9 +600,14 @@ class CAMEngine:
                     )
                     last = source.acts[-1]
             ctx = ExplainContext(
-                self.model, inputs, spec, layers, out.targets, to_nchw,
+                self.model,
+                inputs,
+                spec,
+                layers,
+                out.targets,
+                to_nchw,
                 out.logits,
-            )  # fmt: skip
+            )
             for method in built:
                 if isinstance(method, FullMapMethod):
                     maps = self._full_method(method, ctx, layers, eigen_smooth)
