@@ -26,7 +26,7 @@ from mmengine.config import Config
 
 from mmcam_ext.apis.cam_engine import CAMEngine
 from mmcam_ext.evaluation.localization import energy_in_box, pointing_game
-from mmcam_ext.methods.base import MethodLike
+from mmcam_ext.methods.builder import MethodLike
 from mmcam_ext.utils.model import classifier_logits
 
 from .datasets.shapes import SHAPE_CLASSES, ShapesConfig, draw_pair

@@ -25,7 +25,8 @@ from mmcam_ext.evaluation.localization import (
     energy_in_box,
     pointing_game,
 )
-from mmcam_ext.methods.base import BaseCAMMethod, MethodLike, build_method
+from mmcam_ext.methods.base import BaseCAMMethod
+from mmcam_ext.methods.builder import MethodLike, build_method
 from mmcam_ext.methods.gradient import GRADIENT_METHODS
 
 __all__ = [

@@ -10,6 +10,9 @@ MMPretrain's own registries, and the two kinds MMPretrain has no registry for
 ``locations`` so that building by name imports the defining modules lazily.
 """
 
+from importlib import import_module
+from typing import Any, Mapping, Optional
+
 from mmengine.registry import Registry
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmpretrain.registry import VISUALIZERS as MMPRETRAIN_VISUALIZERS
@@ -22,13 +25,28 @@ TARGET_RESOLVERS = Registry(
     scope='mmcam_ext',
     locations=['mmcam_ext.resolvers'],
 )
+
+
+def _build_cam_method(
+    cfg: Mapping[str, Any],
+    registry: Any = None,
+    default_args: Optional[Mapping[str, Any]] = None,
+) -> Any:
+    """``CAM_METHODS``' build function: case-insensitive names and aliases,
+    options checked against the constructor. The rules live with the
+    methods (:mod:`mmcam_ext.methods.builder`), imported by name on the
+    first build, as ``locations`` imports the methods themselves."""
+    builder = import_module('mmcam_ext.methods.builder')
+    return builder.build_cam_method(cfg, registry, default_args)
+
+
 # CAM methods (GradCAM, ScoreCAM, attention rollout, ...), built from config
-# dicts; ``mmcam_ext.methods.base`` sets its build function (case-insensitive
-# names and aliases, options checked against the constructor).
+# dicts by ``mmcam_ext.methods.builder.build_cam_method``.
 CAM_METHODS = Registry(
     'cam method',
     scope='mmcam_ext',
     locations=['mmcam_ext.methods'],
+    build_func=_build_cam_method,
 )
 # Hooks live in MMPretrain's registry so the default scope finds them.
 HOOKS = MMPRETRAIN_HOOKS

@@ -175,6 +175,9 @@ class CAMResult:
             that target is zero everywhere after the ReLU (no positive
             evidence for the class at this layer), so its ``maps`` entry is
             all zero. Such maps are returned, not dropped; front ends warn.
+        descriptors: Per method, float32 ``(B, K, D)`` evidence
+            descriptors (:mod:`mmcam_ext.utils.descriptors`); empty unless
+            asked for (``explain(..., descriptors=True)``).
     """
 
     maps: Dict[str, np.ndarray]
@@ -185,6 +188,7 @@ class CAMResult:
     raw_maps: Dict[str, np.ndarray] = field(default_factory=dict)
     target_layers: Sequence[str] = ()
     blank: Dict[str, np.ndarray] = field(default_factory=dict)
+    descriptors: Dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.pred_labels)

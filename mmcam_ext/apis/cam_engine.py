@@ -10,7 +10,17 @@ and every torch hook is removed, also on error.
 import logging
 from contextlib import nullcontext
 from functools import partial
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
@@ -32,8 +42,16 @@ from ..utils.capture import (
     eval_mode,
     frozen_parameters,
 )
-from ..utils.maps import combine_layers, spatial_size
+from ..utils.descriptors import evidence_descriptors
+from ..utils.maps import spatial_size
 from ..utils.model import classifier_logits, get_module, unwrap_model
+from .capture_sources import (
+    EnginePass,
+    LayerMaps,
+    LoopCapture,
+    check_one_per_image,
+    layer_maps,
+)
 from .checks import (
     as_list,
     check_int,
@@ -41,15 +59,9 @@ from .checks import (
     check_targets,
     check_topk,
 )
-from .loop_grad import LoopGradCapture, loop_grad_supported, loop_maps
-from .numerics import (
-    blank_flags,
-    check_gradient,
-    check_logits,
-    check_maps,
-    non_finite,
-)
-from .pooled_head import PooledCapture, PooledHead
+from .loop_grad import LoopGradCapture, loop_grad_supported
+from .numerics import blank_flags, check_logits, check_maps, non_finite
+from .pooled_head import PooledHead
 
 __all__ = ['CAMEngine', 'TargetsLike', 'MethodLike']
 
@@ -101,6 +113,9 @@ class CAMEngine:
         self.fast_path = fast_path
         self._specs: Dict[Tuple[int, int], TargetSpec] = {}
         self._pooled: Dict[Tuple[int, int], Optional[PooledHead]] = {}
+        self._loop: Optional[LoopGradCapture] = None
+        #: Which path the last :meth:`explain_capture` took (for logs).
+        self.last_path = ''
 
     @property
     def device(self) -> torch.device:
@@ -133,6 +148,7 @@ class CAMEngine:
         topk: int = 1,
         aug_smooth: bool = False,
         eigen_smooth: bool = False,
+        descriptors: bool = False,
     ) -> CAMResult:
         """CAMs for a preprocessed batch ``(B, 3, H, W)``.
 
@@ -153,6 +169,14 @@ class CAMEngine:
                 Defaults to False.
             eigen_smooth (bool): First principal component instead of
                 channel sum. Defaults to False.
+            descriptors (bool): Also compute evidence descriptors
+                (:mod:`mmcam_ext.utils.descriptors`) from the last target
+                layer: from each gradient method's own map at that layer,
+                from the final map for the other methods (and under
+                ``aug_smooth``). Defaults to False.
+
+        Returns:
+            CAMResult: The maps (and descriptors when asked for).
 
         Raises:
             MMCamError: A typed error for a wrong argument (``InputError``,
@@ -166,34 +190,50 @@ class CAMEngine:
         pooled = self._fast_path(inputs, built, aug_smooth)
         with eval_mode(self.model), frozen_parameters(self.model):
             if pooled is not None:
-                maps, signed, logits, tgt = self._pooled_pass(
-                    pooled, inputs, built, targets, topk, eigen_smooth
+                out = self._pooled_pass(
+                    pooled,
+                    inputs,
+                    built,
+                    partial(self._targets, targets=targets, topk=topk),
+                    eigen_smooth,
+                    descriptors,
                 )
             elif aug_smooth or not any(
                 isinstance(m, LayerMapMethod) for m in built
             ):
-                logits = self._logits(inputs)
+                logits, last = self._scored(inputs, spec, descriptors)
                 tgt = self._targets(logits, targets, topk)
-                maps, signed = self._explain_all(
+                out = self._explain_all(
                     inputs, built, spec, tgt, logits, aug_smooth, eigen_smooth
                 )
+                if last is not None:
+                    out.descriptors = {
+                        n: _descriptors(last, out.maps[n]) for n in names
+                    }
             else:
                 # The gradient pass's own forward gives the logits the
                 # targets are read from: one forward per batch, not two.
-                maps, signed, logits, tgt = self._one_pass(
+                out = self._one_pass(
                     inputs,
                     built,
                     spec,
                     partial(self._targets, targets=targets, topk=topk),
                     None,
                     eigen_smooth,
+                    descriptors,
                 )
-        return self._result(maps, signed, logits, tgt, names, spec)
+        return self._result(out, names, spec)
 
     @staticmethod
-    def _result(maps, signed, logits, tgt, names, spec) -> CAMResult:
+    def _result(out: LayerMaps, names, spec) -> CAMResult:
         """The :class:`CAMResult` of one batch, on the CPU (maps checked
         for NaN/Inf, blank maps flagged)."""
+        maps, signed, logits, tgt = (
+            out.maps,
+            out.signed,
+            out.logits,
+            out.targets,
+        )
         check_maps(maps, spec.layers)
         probs = logits.softmax(-1)
         top_scores, top_labels = probs.max(-1)
@@ -206,6 +246,11 @@ class CAMEngine:
             target_scores=probs.gather(1, tgt).cpu().numpy(),
             target_layers=list(spec.layers),
             blank=blank_flags({n: maps[n] for n in names}),
+            descriptors={
+                n: out.descriptors[n].cpu().numpy().astype(np.float32)
+                for n in names
+                if n in out.descriptors
+            },
         )
 
     # ------------------------------------------------ pooled-head path
@@ -242,61 +287,144 @@ class CAMEngine:
             self._pooled[key] = path
         return self._pooled[key]
 
-    # ------------------------------------------------ in-loop gradients
-    def loop_capture(self, inputs: torch.Tensor) -> Optional[LoopGradCapture]:
-        """Hooks for the in-loop gradient path on inputs of this size, or
-        ``None`` when the model's scores do not come from a head module.
+    # ------------------------------------------- captures in a loop
+    def prepare_capture(
+        self,
+        inputs: torch.Tensor,
+        methods: Sequence[MethodLike],
+        aug_smooth: bool = False,
+    ) -> None:
+        """Decide, once per run, how a loop's own forward can be captured.
+
+        Detects the pooled-head fast path on ``inputs`` (see
+        :meth:`pooled_head`); where it does not apply, sets up in-loop
+        gradients (:mod:`mmcam_ext.apis.loop_grad`) for this input size.
 
         Args:
-            inputs (torch.Tensor): A preprocessed batch (its size picks the
-                target spec).
+            inputs (torch.Tensor): A preprocessed sample of the run.
+            methods (Sequence): The methods the run explains.
+            aug_smooth (bool): Whether the run uses ``aug_smooth``.
+                Defaults to False.
+        """
+        self._loop = None
+        if not self._capturable(check_methods(methods), aug_smooth):
+            return
+        if self.pooled_head(inputs) is None and loop_grad_supported(
+            self.model
+        ):
+            self._loop = LoopGradCapture(self.model, self.spec_for(inputs))
+
+    def loop_capture_for(
+        self, methods: Sequence[MethodLike], aug_smooth: bool = False
+    ) -> Optional[LoopCapture]:
+        """A started capture for the loop's next forward, or ``None``.
+
+        Hand it back to :meth:`explain_capture` after the forward (or call
+        its ``stop`` and ``clear``); the caller need not know which kind it
+        is.
+
+        Args:
+            methods (Sequence): The methods to explain.
+            aug_smooth (bool): Whether ``aug_smooth`` is asked for.
+                Defaults to False.
 
         Returns:
-            LoopGradCapture | None: Not started yet.
+            LoopCapture | None: ``None`` where only the general path can
+            serve (then :meth:`explain_capture` runs it).
         """
-        if self.autocast is not None or not loop_grad_supported(self.model):
+        if not self._capturable(check_methods(methods), aug_smooth):
             return None
-        return LoopGradCapture(self.model, self.spec_for(inputs))
+        head = self.cached_pooled_head()
+        capture = head.capture() if head is not None else self._loop
+        return capture.start() if capture is not None else None
 
-    def explain_loop(
+    def explain_capture(
         self,
-        capture: LoopGradCapture,
+        capture: Optional[LoopCapture],
         methods: Sequence[MethodLike],
         targets: TargetsLike,
         rows: Sequence[int],
+        inputs: Callable[[], torch.Tensor],
+        aug_smooth: bool = False,
         eigen_smooth: bool = False,
+        descriptors: bool = False,
     ) -> CAMResult:
-        """CAMs from a forward someone else ran with ``capture`` on.
+        """CAMs of the chosen samples of a batch someone else ran forward.
+
+        Uses ``capture`` (from :meth:`loop_capture_for`) when it saw a
+        whole forward and still fits; otherwise takes the general path on
+        ``inputs()[rows]``. :attr:`last_path` says which ran.
 
         Args:
-            capture (LoopGradCapture): A capture that saw one forward.
-            methods (Sequence): Gradient-family methods.
+            capture (LoopCapture, optional): The capture of the forward.
+            methods (Sequence): The methods.
             targets (Sequence | torch.Tensor | np.ndarray): Classes per
                 chosen sample, ``(B', K)``.
             rows (Sequence[int]): Positions of the chosen samples.
+            inputs (Callable): Gives the preprocessed batch, called only
+                for the general path.
+            aug_smooth (bool): Average over flips x brightness. Defaults to
+                False.
             eigen_smooth (bool): First principal component instead of the
                 channel sum. Defaults to False.
+            descriptors (bool): Also compute evidence descriptors (see
+                :meth:`explain`). Defaults to False.
 
         Returns:
             CAMResult: The maps of the chosen samples.
         """
         built = check_methods(methods)
-        layer_methods = [m for m in built if isinstance(m, LayerMapMethod)]
-        if len(layer_methods) != len(built):
-            raise ValueError(
-                'explain_loop takes gradient-family methods only, '
-                f'got {[m.name for m in built]}.'
+        if capture is not None:
+            capture.stop()
+        if capture is None or not self._fits(capture, built, aug_smooth):
+            if capture is not None:
+                capture.clear()
+            self.last_path = 'general path (one extra pass per batch)'
+            return self.explain(
+                inputs()[list(rows)],
+                built,
+                targets,
+                aug_smooth=aug_smooth,
+                eigen_smooth=eigen_smooth,
+                descriptors=descriptors,
             )
-        maps, signed, logits, tgt = loop_maps(
-            capture,
-            layer_methods,
-            partial(self._captured_targets, targets=targets),
-            rows,
-            eigen_smooth,
-            self._check_grad,
+        self.last_path = capture.path
+        try:
+            with eval_mode(self.model), frozen_parameters(self.model):
+                source = capture.source(rows)
+                out = layer_maps(
+                    source,
+                    built,  # type: ignore[arg-type]  # see _capturable
+                    partial(self._captured_targets, targets=targets),
+                    eigen_smooth,
+                    descriptors,
+                )
+        finally:
+            capture.clear()
+        return self._result(out, [m.name for m in built], source.spec)
+
+    def _capturable(self, built: Sequence[BaseCAMMethod], aug_smooth) -> bool:
+        """Whether these methods can take a path without a pass of the
+        engine's own (the pooled head, in-loop gradients)."""
+        return (
+            not aug_smooth
+            and self.autocast is None
+            and self.fast_path
+            and bool(built)
+            and all(isinstance(m, LayerMapMethod) for m in built)
         )
-        return self._result(
-            maps, signed, logits, tgt, [m.name for m in built], capture.spec
+
+    def _fits(self, capture: LoopCapture, built, aug_smooth) -> bool:
+        """The capture saw a whole forward of a size it was built for
+        (another size may need other target layers)."""
+        if not capture.complete or not self._capturable(built, aug_smooth):
+            return False
+        assert capture.input_size is not None
+        size = (int(capture.input_size[0]), int(capture.input_size[1]))
+        return any(
+            capture.built_for is choice
+            for choice in (self._pooled.get(size), self._specs.get(size))
+            if choice is not None
         )
 
     def cached_pooled_head(
@@ -323,23 +451,24 @@ class CAMEngine:
         self, inputs: torch.Tensor, built, aug_smooth: bool
     ) -> Optional[PooledHead]:
         """The fast path if every method can take it on this input."""
-        if aug_smooth or self.autocast is not None or not self.fast_path:
-            return None
-        if not built or not all(isinstance(m, LayerMapMethod) for m in built):
+        if not self._capturable(built, aug_smooth):
             return None
         return self.pooled_head(inputs)
 
-    def _pooled_pass(self, pooled, inputs, built, targets, topk, eigen_smooth):
+    def _pooled_pass(
+        self, pooled, inputs, built, targets, eigen_smooth, descriptors
+    ) -> LayerMaps:
         """One no-grad forward with the capture on, then the head alone."""
         with pooled.capture() as cap, torch.no_grad():
             classifier_logits(self.model, inputs)
 
         def checked_targets(logits: torch.Tensor) -> torch.Tensor:
             check_logits(self.model, inputs, logits)
-            return self._targets(logits, targets, topk)
+            return targets(logits)
 
-        return pooled.maps(
-            cap, built, checked_targets, eigen_smooth, self._check_grad
+        source = cap.source(range(len(inputs)))
+        return layer_maps(
+            source, built, checked_targets, eigen_smooth, descriptors
         )
 
     @classmethod
@@ -355,55 +484,6 @@ class CAMEngine:
                 'where it first appears.'
             )
         return cls._targets(logits, targets, 1)
-
-    def explain_captured(
-        self,
-        capture: PooledCapture,
-        methods: Sequence[MethodLike],
-        targets: TargetsLike,
-        rows: Sequence[int],
-        eigen_smooth: bool = False,
-    ) -> CAMResult:
-        """CAMs from a forward someone else ran with ``capture`` on.
-
-        The validation hook starts the capture of :meth:`pooled_head`
-        before the loop's own ``val_step`` and explains the chosen samples
-        afterwards: no forward of its own.
-
-        Args:
-            capture (PooledCapture): A capture that saw one forward.
-            methods (Sequence): Gradient-family methods (names or
-                instances).
-            targets (Sequence | torch.Tensor | np.ndarray): Classes per
-                chosen sample, ``(B', K)``.
-            rows (Sequence[int]): Positions of the chosen samples in the
-                captured batch.
-            eigen_smooth (bool): First principal component instead of the
-                channel sum. Defaults to False.
-
-        Returns:
-            CAMResult: The maps of the chosen samples.
-        """
-        built = check_methods(methods)
-        layer_methods = [m for m in built if isinstance(m, LayerMapMethod)]
-        if len(layer_methods) != len(built):
-            raise ValueError(
-                'explain_captured takes gradient-family methods only, '
-                f'got {[m.name for m in built]}.'
-            )
-        with eval_mode(self.model), frozen_parameters(self.model):
-            maps, signed, logits, tgt = capture.head.maps(
-                capture,
-                layer_methods,
-                partial(self._captured_targets, targets=targets),
-                eigen_smooth,
-                self._check_grad,
-                rows,
-            )
-        spec = TargetSpec([capture.head.layer_name])
-        return self._result(
-            maps, signed, logits, tgt, [m.name for m in built], spec
-        )
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -424,11 +504,26 @@ class CAMEngine:
             )
         return inputs
 
-    def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            logits = classifier_logits(self.model, inputs).float()
+    def _scored(
+        self, inputs: torch.Tensor, spec: TargetSpec, last_layer: bool
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Logits of a no-grad forward and, if asked, the last target
+        layer's folded activations (a forward hook on that forward)."""
+        layer = [get_module(self.model, spec.layers[-1])] if last_layer else []
+        source = spec.layout.grid_source if last_layer else None
+        grid_module = get_module(self.model, source) if source else None
+        with LayerCapture(layer) as cap, GridCapture(grid_module) as grid:
+            with torch.no_grad():
+                logits = classifier_logits(self.model, inputs).float()
         check_logits(self.model, inputs, logits)
-        return logits
+        if not last_layer:
+            return logits, None
+        out = cap.outputs[0]
+        if out is None:
+            raise LayoutError(f'Target layer {spec.layers[-1]!r} did not run.')
+        acts = spec.layout.to_nchw(out, grid.grid, spatial_size(inputs))
+        name, batch = spec.layers[-1], int(inputs.shape[0])
+        return logits, check_one_per_image(name, acts.float(), batch)
 
     @staticmethod
     def _targets(
@@ -444,7 +539,7 @@ class CAMEngine:
 
     def _explain_all(
         self, inputs, built, spec, tgt, logits, aug_smooth, eigen_smooth
-    ):
+    ) -> LayerMaps:
         """Maps ``(B, K, H, W)`` per method, averaged over TTA if asked."""
         passes = TTA if aug_smooth else [(False, 1.0)]
         acc: Dict[str, torch.Tensor] = {}
@@ -452,23 +547,25 @@ class CAMEngine:
         for flip, factor in passes:
             x = inputs * factor
             x = x.flip(-1) if flip else x
-            maps, signed, _, _ = self._one_pass(
-                x, built, spec, tgt, logits, eigen_smooth
-            )
-            for name in maps:
-                m, s = maps[name], signed[name]
+            out = self._one_pass(x, built, spec, tgt, logits, eigen_smooth)
+            for name in out.maps:
+                m, s = out.maps[name], out.signed[name]
                 if flip:
                     m, s = m.flip(-1), s.flip(-1)
                 acc[name] = acc.get(name, 0) + m / len(passes)
                 acc_signed[name] = acc_signed.get(name, 0) + s / len(passes)
-        return acc, acc_signed
+        return LayerMaps(acc, acc_signed, logits, tgt)
 
-    def _one_pass(self, inputs, built, spec, tgt, logits, eigen_smooth):
+    def _one_pass(
+        self, inputs, built, spec, tgt, logits, eigen_smooth, descriptors=False
+    ) -> LayerMaps:
         """Maps of every method for one (possibly augmented) input.
 
         ``tgt`` is a ``(B, K)`` tensor, or a callable ``logits -> tgt`` that
         resolves the targets from the gradient pass's own logits (``logits``
-        is then ``None``). Returns maps, signed maps, logits and targets.
+        is then ``None``). Layer-map methods share one
+        :class:`~mmcam_ext.apis.capture_sources.EnginePass`; full-map
+        methods run their own passes.
         """
         layers = [get_module(self.model, n) for n in spec.layers]
         grid_module = (
@@ -476,118 +573,48 @@ class CAMEngine:
             if spec.layout.grid_source
             else None
         )
-        size = spatial_size(inputs)
-        maps: Dict[str, torch.Tensor] = {}
-        signed: Dict[str, torch.Tensor] = {}
+        out = LayerMaps({}, {}, logits, tgt)
+        last: Optional[torch.Tensor] = None
         with GridCapture(grid_module) as grid:
 
             def to_nchw(x):
-                return spec.layout.to_nchw(x, grid.grid, size)
+                return spec.layout.to_nchw(x, grid.grid, spatial_size(inputs))
 
             layer_methods = [m for m in built if isinstance(m, LayerMapMethod)]
             if layer_methods:
-                maps, signed, logits, tgt = self._layer_methods(
+                with EnginePass(
+                    self.model,
                     inputs,
-                    layer_methods,
                     spec,
                     layers,
-                    tgt,
                     to_nchw,
-                    eigen_smooth,
-                )
+                    any(m.uses_gradients for m in layer_methods),
+                    partial(self._autocast, inputs.device),
+                ) as source:
+                    out = layer_maps(
+                        source,
+                        layer_methods,
+                        tgt if callable(tgt) else lambda _: tgt,
+                        eigen_smooth,
+                        descriptors,
+                    )
+                    last = source.acts[-1]
             ctx = ExplainContext(
-                self.model, inputs, spec, layers, tgt, to_nchw, logits
+                self.model,
+                inputs,
+                spec,
+                layers,
+                out.targets,
+                to_nchw,
+                out.logits,
             )
             for method in built:
                 if isinstance(method, FullMapMethod):
-                    maps[method.name] = self._full_method(
-                        method, ctx, layers, eigen_smooth
-                    )
-                    signed[method.name] = maps[method.name]
-        return maps, signed, logits, tgt
-
-    def _layer_methods(
-        self,
-        inputs,
-        methods: List[LayerMapMethod],
-        spec,
-        layers,
-        tgt,
-        to_nchw,
-        eigen_smooth,
-    ):
-        """One forward, one backward per target column, all methods.
-
-        ``tgt`` may be a callable resolving the targets from this forward's
-        logits (see :meth:`_one_pass`). The graph, activations and gradients
-        are dropped when the function returns: only the maps leave it.
-        """
-        need_grad = any(m.uses_gradients for m in methods)
-        size = spatial_size(inputs)
-        per_method: Dict[str, List[torch.Tensor]] = {
-            m.name: [] for m in methods
-        }
-        per_signed: Dict[str, List[torch.Tensor]] = {
-            m.name: [] for m in methods
-        }
-        with LayerCapture(layers) as cap, torch.set_grad_enabled(need_grad):
-            with self._autocast(inputs.device):
-                logits = classifier_logits(self.model, inputs)
-            plain_logits = logits.detach().float()
-            check_logits(
-                self.model,
-                inputs,
-                plain_logits,
-                partial(self._autocast, inputs.device),
-            )
-            if callable(tgt):
-                tgt = tgt(plain_logits)
-            missing = [
-                n for n, o in zip(spec.layers, cap.outputs) if o is None
-            ]
-            if missing:
-                raise LayoutError(f'Target layer(s) {missing} did not run.')
-            outputs = [o for o in cap.outputs if o is not None]
-            acts = [to_nchw(o.detach()).float() for o in outputs]
-            for name, act in zip(spec.layers, acts):
-                if act.shape[0] != inputs.shape[0]:
-                    raise LayoutError(
-                        f'Target layer {name!r} outputs a batch of '
-                        f'{act.shape[0]} for {inputs.shape[0]} images (e.g. '
-                        'window attention: batch = windows), so its maps '
-                        'cannot be assigned to images. Choose a layer that '
-                        'keeps one sample per image.'
-                    )
-            for k in range(tgt.shape[1]):
-                grads: List[Optional[torch.Tensor]] = [None] * len(layers)
-                if need_grad:
-                    score = logits.gather(1, tgt[:, k : k + 1]).sum()
-                    raw_grads = torch.autograd.grad(
-                        score,
-                        outputs,
-                        retain_graph=k + 1 < tgt.shape[1],
-                        allow_unused=True,
-                    )
-                    grads = [
-                        self._check_grad(g, n, to_nchw)
-                        for g, n in zip(raw_grads, spec.layers)
-                    ]
-                for m in methods:
-                    raw = [
-                        m.layer_map(a, g, eigen_smooth)
-                        for a, g in zip(acts, grads)
-                    ]
-                    final, sgn = combine_layers(raw, size)
-                    per_method[m.name].append(final)
-                    per_signed[m.name].append(sgn)
-            del logits, acts, grads, outputs
-            cap.clear()
-        return (
-            {n: torch.stack(v, 1) for n, v in per_method.items()},
-            {n: torch.stack(v, 1) for n, v in per_signed.items()},
-            plain_logits,
-            tgt,
-        )
+                    maps = self._full_method(method, ctx, layers, eigen_smooth)
+                    out.maps[method.name] = out.signed[method.name] = maps
+                    if descriptors and last is not None:
+                        out.descriptors[method.name] = _descriptors(last, maps)
+        return out
 
     def _autocast(self, device: torch.device):
         """``torch.autocast`` for the gradient pass, or a no-op."""
@@ -595,38 +622,25 @@ class CAMEngine:
             return nullcontext()
         return torch.autocast(device.type, dtype=self.autocast)
 
-    @staticmethod
-    def _check_grad(
-        grad: Optional[torch.Tensor], name: str, to_nchw
-    ) -> torch.Tensor:
-        """Fold a gradient; refuse NaN/Inf, or exact zero (a blank map).
-
-        Checked after folding: a ViT's class token may get gradient while
-        every patch token gets none.
-        """
-        grad = to_nchw(grad).float() if grad is not None else None
-        if grad is not None:
-            check_gradient(grad, name)
-        if grad is None or not bool(grad.abs().max() > 0):
-            raise LayoutError(
-                f'The gradient of the class score at target layer {name!r} is '
-                'zero for the whole batch, so every gradient map would be '
-                'blank. The layer does not reach the class score (e.g. the '
-                'last block of a class-token ViT: choose an earlier layer, or '
-                'leave target_layers unset for the resolver default), or '
-                'the head is zero (some configs zero-initialise it: load '
-                'trained weights).'
-            )
-        return grad
-
     def _full_method(
         self, method: FullMapMethod, ctx: ExplainContext, layers, eigen_smooth
     ) -> torch.Tensor:
         gate = layers if method.needs_layer_gate else []
-        cols = []
+        cols: List[torch.Tensor] = []
         for k in range(ctx.targets.shape[1]):
+            if k and method.class_agnostic:
+                cols.append(cols[0])  # the same map for every class
+                continue
             with LayerCapture(gate), torch.enable_grad():
                 cols.append(
                     method.explain(ctx, k, eigen_smooth).to(ctx.inputs.device)
                 )
         return torch.stack(cols, 1)
+
+
+def _descriptors(acts: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """Evidence descriptors ``(B, K, D)`` of final maps ``(B, K, H, W)``."""
+    return torch.stack(
+        [evidence_descriptors(acts, maps[:, k]) for k in range(maps.shape[1])],
+        1,
+    )

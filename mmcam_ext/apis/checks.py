@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError, MethodError, TargetError
-from ..methods.base import BaseCAMMethod, build_method
+from ..methods.base import BaseCAMMethod
+from ..methods.builder import build_method
 
 __all__ = [
     'check_methods',

@@ -20,20 +20,17 @@ at the end of the model's forward and the capture reports itself
 incomplete, so the caller takes the general path.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..methods.base import LayerMapMethod
 from ..structures import TargetSpec
-from ..utils.capture import GridCapture
-from ..utils.maps import combine_layers
+from ..utils.capture import GridCapture, HookSet
 from ..utils.model import feature_root, get_module, takes_mode
+from .capture_sources import ActivationSource, LoopCapture, check_one_per_image
 
-__all__ = ['LoopGradCapture', 'loop_grad_supported', 'loop_maps']
-
-Maps = Dict[str, torch.Tensor]
+__all__ = ['LoopGradCapture', 'LoopSource', 'loop_grad_supported']
 
 
 def loop_grad_supported(model: nn.Module) -> bool:
@@ -52,7 +49,7 @@ def loop_grad_supported(model: nn.Module) -> bool:
     )
 
 
-class LoopGradCapture:
+class LoopGradCapture(LoopCapture):
     """Hooks that make one forward also build the graph from the target
     layers to the head's scores (see the module docstring).
 
@@ -67,9 +64,12 @@ class LoopGradCapture:
         spec (TargetSpec): Target layers and layout.
     """
 
+    path = 'in-loop gradients (no extra forward)'
+
     def __init__(self, model: nn.Module, spec: TargetSpec) -> None:
         self.model = model
         self.spec = spec
+        self.built_for = spec
         self.layers = [get_module(model, n) for n in spec.layers]
         head = model.head
         assert isinstance(head, nn.Module), 'see loop_grad_supported'
@@ -81,7 +81,7 @@ class LoopGradCapture:
         self.logits: Optional[torch.Tensor] = None
         self.input_size: Optional[Tuple[int, int]] = None
         self._restore: Optional[bool] = None
-        self._handles: List[Any] = []
+        self._hooks = HookSet()
 
     @property
     def grid(self) -> Optional[Tuple[int, int]]:
@@ -100,28 +100,22 @@ class LoopGradCapture:
 
     def start(self) -> 'LoopGradCapture':
         """Register the hooks (idempotent)."""
-        if self._handles:
+        if self._hooks:
             return self
         self.clear()
         self._grid.grid = None
         self._grid.__enter__()
-        self._handles = [
-            layer.register_forward_hook(self._layer_hook(i))
-            for i, layer in enumerate(self.layers)
-        ]
-        self._handles += [
-            self.head.register_forward_hook(self._on_head),
-            self.root.register_forward_pre_hook(self._on_input),
-            self.model.register_forward_hook(self._on_model),
-        ]
+        self._hooks.on_remove(self._grid.__exit__)
+        for i, layer in enumerate(self.layers):
+            self._hooks.forward(layer, self._layer_hook(i))
+        self._hooks.forward(self.head, self._on_head)
+        self._hooks.pre(self.root, self._on_input)
+        self._hooks.forward(self.model, self._on_model)
         return self
 
     def stop(self) -> None:
         """Remove the hooks and make sure grad mode is as it was."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-        self._grid.__exit__()
+        self._hooks.remove()
         self._switch_back()
 
     def clear(self) -> None:
@@ -129,6 +123,17 @@ class LoopGradCapture:
         self.outputs = [None] * len(self.layers)
         self.logits = None
         self.input_size = None
+
+    def source(self, rows: Sequence[int]) -> 'LoopSource':
+        """The captured samples ``rows`` (see :class:`LoopSource`).
+
+        Args:
+            rows (Sequence[int]): Positions in the captured batch.
+
+        Returns:
+            LoopSource: Their activations, scores and gradients.
+        """
+        return LoopSource(self, rows)
 
     # ------------------------------------------------------------ hooks
     def _layer_hook(self, index: int):
@@ -200,67 +205,42 @@ class LoopGradCapture:
             )
 
 
-def loop_maps(
-    capture: LoopGradCapture,
-    methods: Sequence[LayerMapMethod],
-    targets: Callable[[torch.Tensor], torch.Tensor],
-    rows: Sequence[int],
-    eigen_smooth: bool,
-    check_grad: Callable[..., torch.Tensor],
-) -> Tuple[Maps, Maps, torch.Tensor, torch.Tensor]:
-    """Maps of every method for the chosen rows of a captured forward.
+class LoopSource(ActivationSource):
+    """The chosen samples of a complete :class:`LoopGradCapture`.
 
     Args:
-        capture (LoopGradCapture): A complete capture.
-        methods (Sequence[LayerMapMethod]): Gradient-family methods.
-        targets (Callable): ``logits -> (len(rows), K)`` classes.
+        capture (LoopGradCapture): A capture that saw a whole forward.
         rows (Sequence[int]): Samples of the batch to explain.
-        eigen_smooth (bool): First principal component smoothing.
-        check_grad (Callable): The engine's gradient check.
 
-    Returns:
-        tuple: ``(maps, signed, logits, targets)`` as the engine returns
-        them, for the chosen rows.
+    Raises:
+        LayoutError: A target layer's batch is not one row per image.
     """
-    assert capture.complete and capture.logits is not None
-    assert capture.input_size is not None
-    rows = list(rows)
-    size, grid, layout = capture.input_size, capture.grid, capture.spec.layout
-    batch = capture.logits.shape[0]
 
-    def fold(x: torch.Tensor) -> torch.Tensor:
-        return layout.to_nchw(x, grid, size)[rows]
-
-    outputs = [o for o in capture.outputs if o is not None]
-    acts = []
-    for name, out in zip(capture.spec.layers, outputs):
-        if out.shape[0] != batch:
-            raise ValueError(
-                f'Target layer {name!r} outputs a batch of {out.shape[0]} '
-                f'for {batch} images (e.g. window attention: batch = '
-                'windows), so its maps cannot be assigned to images.'
-            )
-        acts.append(fold(out.detach()).float())
-    logits = capture.logits.detach().float()[rows]
-    tgt = targets(logits)
-    per: Dict[str, List[torch.Tensor]] = {m.name: [] for m in methods}
-    per_signed: Dict[str, List[torch.Tensor]] = {m.name: [] for m in methods}
-    for k in range(tgt.shape[1]):
-        raw = capture.grads(rows, tgt, k, last=k + 1 == tgt.shape[1])
-        grads = [
-            check_grad(g, n, fold) for g, n in zip(raw, capture.spec.layers)
+    def __init__(
+        self, capture: 'LoopGradCapture', rows: Sequence[int]
+    ) -> None:
+        assert capture.complete and capture.logits is not None
+        assert capture.input_size is not None
+        self.spec, self.input_size = capture.spec, capture.input_size
+        self._capture, self._rows = capture, list(rows)
+        batch = capture.logits.shape[0]
+        outputs = [o for o in capture.outputs if o is not None]
+        self.acts = [
+            self.fold(check_one_per_image(n, o, batch).detach()).float()
+            for n, o in zip(self.spec.layers, outputs)
         ]
-        for m in methods:
-            final, sgn = combine_layers(
-                [m.layer_map(a, g, eigen_smooth) for a, g in zip(acts, grads)],
-                size,
-            )
-            per[m.name].append(final)
-            per_signed[m.name].append(sgn)
-    capture.clear()
-    return (
-        {n: torch.stack(v, 1) for n, v in per.items()},
-        {n: torch.stack(v, 1) for n, v in per_signed.items()},
-        logits,
-        tgt,
-    )
+        self.logits = capture.logits.detach().float()[self._rows]
+
+    def fold(self, x: torch.Tensor) -> torch.Tensor:
+        """See :meth:`ActivationSource.fold` (the chosen rows only)."""
+        grid = self._capture.grid
+        folded = self.spec.layout.to_nchw(x, grid, self.input_size)
+        return folded[self._rows]
+
+    def grads(self, targets, k, last):
+        """See :meth:`ActivationSource.grads`."""
+        return self._capture.grads(self._rows, targets, k, last)
+
+    def release(self) -> None:
+        """See :meth:`ActivationSource.release` (clears the capture)."""
+        self._capture.clear()

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import NumericalError
+from ..utils.capture import HookSet
 from ..utils.model import classifier_logits
 
 __all__ = [
@@ -88,17 +89,12 @@ def _first_bad_output(
 
         return hook
 
-    handles = [
-        module.register_forward_hook(make_hook(name))
-        for name, module in model.named_modules()
-        if name
-    ]
-    try:
+    with HookSet() as hooks:
+        for name, module in model.named_modules():
+            if name:
+                hooks.forward(module, make_hook(name))
         with torch.no_grad(), context():
             classifier_logits(model, inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
     return found[0] if found else None
 
 

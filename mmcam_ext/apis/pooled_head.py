@@ -20,25 +20,20 @@ its pooling, class-token ViTs, inner layers and ``TimmClassifier`` models
 fail one of these checks and take the general path.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..methods.base import LayerMapMethod
 from ..structures import TargetSpec
-from ..utils.capture import frozen_parameters
-from ..utils.maps import combine_layers
+from ..utils.capture import HookSet, frozen_parameters
 from ..utils.model import classifier_logits, get_module, takes_mode
+from .capture_sources import ActivationSource, LoopCapture
 
-__all__ = ['PooledHead', 'PooledCapture']
-
-Maps = Dict[str, torch.Tensor]
-TargetsFn = Callable[[torch.Tensor], torch.Tensor]
-GradCheck = Callable[[Optional[torch.Tensor], str, Any], torch.Tensor]
+__all__ = ['PooledHead', 'PooledCapture', 'PooledSource']
 
 
-class PooledCapture:
+class PooledCapture(LoopCapture):
     """Forward hooks that keep the target output, the neck's features and
     the network input size of one forward; they change nothing.
 
@@ -49,29 +44,32 @@ class PooledCapture:
         head (PooledHead): The detected fast path.
     """
 
+    path = 'pooled-head fast path (no extra forward)'
+
     def __init__(self, head: 'PooledHead') -> None:
         self.head = head
+        self.built_for = head
         self.acts: Optional[torch.Tensor] = None
         self.feats: Optional[Tuple[torch.Tensor, ...]] = None
         self.input_size: Optional[Tuple[int, int]] = None
-        self._handles: List[Any] = []
+        self._hooks = HookSet()
 
     def start(self) -> 'PooledCapture':
         """Register the hooks (idempotent)."""
-        if not self._handles:
-            self.acts = self.feats = self.input_size = None
-            self._handles = [
-                self.head.layer.register_forward_hook(self._on_layer),
-                self.head.neck.register_forward_hook(self._on_neck),
-                self.head.backbone.register_forward_pre_hook(self._on_input),
-            ]
+        if not self._hooks:
+            self.clear()
+            self._hooks.forward(self.head.layer, self._on_layer)
+            self._hooks.forward(self.head.neck, self._on_neck)
+            self._hooks.pre(self.head.backbone, self._on_input)
         return self
 
     def stop(self) -> None:
         """Remove the hooks; the captured tensors stay readable."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._hooks.remove()
+
+    def clear(self) -> None:
+        """Drop the captured tensors."""
+        self.acts = self.feats = self.input_size = None
 
     def __enter__(self) -> 'PooledCapture':
         return self.start()
@@ -89,6 +87,17 @@ class PooledCapture:
             and self.acts.shape[0] == self.feats[-1].shape[0]
         )
 
+    def source(self, rows: Sequence[int]) -> 'PooledSource':
+        """The captured samples ``rows`` (see :class:`PooledSource`).
+
+        Args:
+            rows (Sequence[int]): Positions in the captured batch.
+
+        Returns:
+            PooledSource: Their activations, scores and gradients.
+        """
+        return PooledSource(self, rows)
+
     def _on_layer(self, module, args, output) -> None:
         self.acts = output.detach() if torch.is_tensor(output) else None
 
@@ -99,6 +108,42 @@ class PooledCapture:
         x = args[0] if args else None
         if torch.is_tensor(x) and x.ndim == 4:
             self.input_size = (int(x.shape[-2]), int(x.shape[-1]))
+
+
+class PooledSource(ActivationSource):
+    """Activations of a pooled capture; gradients from the head alone.
+
+    ``dy/dA = dy/dp / (h * w)`` at every position (see the module
+    docstring): one backward through the head per target column.
+
+    Args:
+        capture (PooledCapture): A complete capture.
+        rows (Sequence[int]): Samples of the captured batch to explain.
+    """
+
+    def __init__(self, capture: PooledCapture, rows: Sequence[int]) -> None:
+        assert capture.complete, 'the capture saw no complete forward'
+        assert capture.acts is not None and capture.feats is not None
+        assert capture.input_size is not None
+        rows = list(rows)
+        self.spec = TargetSpec([capture.head.layer_name])
+        self.input_size = capture.input_size
+        self.acts = [capture.acts[rows].float()]
+        self._scores, self._pooled = capture.head.head_logits(
+            capture.feats, rows
+        )
+        self.logits = self._scores.detach().float()
+
+    def grads(self, targets, k, last):
+        """See :meth:`ActivationSource.grads`."""
+        acts = self.acts[0]
+        with torch.enable_grad():  # also inside the loop's no_grad
+            score = self._scores.gather(1, targets[:, k : k + 1]).sum()
+            (g,) = torch.autograd.grad(
+                score, self._pooled, retain_graph=not last
+            )
+        area = acts.shape[2] * acts.shape[3]
+        return [(g / area)[..., None, None].expand_as(acts)]
 
 
 class PooledHead:
@@ -207,67 +252,6 @@ class PooledHead:
             logits = sum(t for t in logits if torch.is_tensor(t))
         return logits, pooled
 
-    def maps(
-        self,
-        capture: PooledCapture,
-        methods: Sequence[LayerMapMethod],
-        targets: TargetsFn,
-        eigen_smooth: bool,
-        check_grad: GradCheck,
-        rows: Optional[Sequence[int]] = None,
-    ) -> Tuple[Maps, Maps, torch.Tensor, torch.Tensor]:
-        """Maps of every method from a captured forward.
-
-        Args:
-            capture (PooledCapture): A complete capture.
-            methods (Sequence[LayerMapMethod]): The methods.
-            targets (Callable): ``logits -> (B', K)`` target classes.
-            eigen_smooth (bool): First principal component smoothing.
-            check_grad (Callable): The engine's gradient check (refuses an
-                all-zero gradient with an explanation).
-            rows (Sequence[int], optional): Samples of the captured batch
-                to explain. Defaults to all.
-
-        Returns:
-            tuple: ``(maps, signed, logits, targets)`` as the engine's
-            general path returns them.
-        """
-        assert capture.complete, 'the capture saw no complete forward'
-        acts_all, feats = capture.acts, capture.feats
-        assert acts_all is not None and feats is not None
-        rows = list(range(len(acts_all))) if rows is None else list(rows)
-        size = capture.input_size
-        assert size is not None
-        acts = acts_all[rows].float()
-        logits, pooled = self.head_logits(feats, rows)
-        plain = logits.detach().float()
-        tgt = targets(plain)
-        area = acts.shape[2] * acts.shape[3]
-        per: Dict[str, List[torch.Tensor]] = {m.name: [] for m in methods}
-        per_signed: Dict[str, List[torch.Tensor]] = {
-            m.name: [] for m in methods
-        }
-        for k in range(tgt.shape[1]):
-            with torch.enable_grad():  # also inside the loop's no_grad
-                score = logits.gather(1, tgt[:, k : k + 1]).sum()
-                (g,) = torch.autograd.grad(
-                    score, pooled, retain_graph=k + 1 < tgt.shape[1]
-                )
-            grads = (g / area)[..., None, None].expand_as(acts)
-            grads = check_grad(grads, self.layer_name, _identity)
-            for m in methods:
-                final, sgn = combine_layers(
-                    [m.layer_map(acts, grads, eigen_smooth)], size
-                )
-                per[m.name].append(final)
-                per_signed[m.name].append(sgn)
-        return (
-            {n: torch.stack(v, 1) for n, v in per.items()},
-            {n: torch.stack(v, 1) for n, v in per_signed.items()},
-            plain,
-            tgt,
-        )
-
 
 class _Trace:
     """One forward with hooks on the target layer, backbone, neck, head."""
@@ -291,12 +275,10 @@ class _Trace:
             (p.neck, 'neck'),
             (p.head, 'head'),
         ]
-        handles = [m.register_forward_hook(self._hook(n)) for m, n in hooks]
-        try:
+        with HookSet() as handles:
+            for module, name in hooks:
+                handles.forward(module, self._hook(name))
             out = classifier_logits(p.model, x)
-        finally:
-            for h in handles:
-                h.remove()
         self.logits = out.detach().float()
         self.output_is_head = out is self.head_out
         return self
@@ -353,7 +335,3 @@ def _as_tuple(value: Any) -> Tuple[Any, ...]:
 def _same(a: Tuple[Any, ...], b: Tuple[Any, ...]) -> bool:
     """The same objects in the same order (identity, not value)."""
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
-
-
-def _identity(x: torch.Tensor) -> torch.Tensor:
-    return x

@@ -47,7 +47,7 @@ from mmcam_ext.fileio import (
     write_index,
 )
 from mmcam_ext.methods import method_names
-from mmcam_ext.methods.base import method_configs, parse_method_options
+from mmcam_ext.methods.builder import method_configs, parse_method_options
 from mmcam_ext.utils.image import class_text
 from mmcam_ext.visualization import CAMVisualizer, draw_cam_rows
 

@@ -1,14 +1,11 @@
 """CAM methods, registered in ``CAM_METHODS`` and built from names or
 config dicts (``build_method``, ``CAM_METHODS.build``)."""
 
+from ..utils.maps import eigen_projection
 from .attention import AttentionRelevance, AttentionRollout, GradAttention
-from .base import (
-    BaseCAMMethod,
-    ExplainContext,
-    FullMapMethod,
-    LayerMapMethod,
+from .base import BaseCAMMethod, ExplainContext, FullMapMethod, LayerMapMethod
+from .builder import (
     build_method,
-    eigen_projection,
     method_class,
     method_configs,
     method_names,

@@ -585,6 +585,7 @@ class AttentionRollout(AttentionMethod):
 
     aliases = ('rollout', 'attn_rollout')
     uses_gradients = False
+    class_agnostic = True
 
     def __init__(
         self, head_fusion: str = 'mean', discard_ratio: float = 0.0

@@ -37,7 +37,7 @@ from ..utils.backbone_facts import (
     find_facts,
     head_tokens,
 )
-from ..utils.capture import GridCapture
+from ..utils.capture import GridCapture, HookSet
 from ..utils.model import expand_path, feature_root, num_extra_tokens
 from .attention_adapters import Adapter, Local, adapter_names, find_adapter
 from .attention_geometry import (
@@ -47,7 +47,6 @@ from .attention_geometry import (
     global_geometry,
 )
 from .attention_taps import (
-    Restore,
     swap_sdpa,
     tap_dropout,
     tap_softmax,
@@ -208,7 +207,7 @@ class AttentionCapture:
         )
         self._calls: List[_Call] = []
         self._order: List[int] = []
-        self._restores: List[Restore] = []
+        self._hooks = HookSet()
         self.input_hw: Optional[Tuple[int, int]] = None
 
     @property
@@ -221,8 +220,7 @@ class AttentionCapture:
     def __enter__(self) -> 'AttentionCapture':
         self.clear()
         try:
-            handle = self.backbone.register_forward_pre_hook(self._on_input)
-            self._restores.append(handle.remove)
+            self._hooks.pre(self.backbone, self._on_input)
             for i, (_, module, adapter) in enumerate(self.targets):
                 self._install(i, module, adapter)
             self._grid.__enter__()
@@ -232,8 +230,7 @@ class AttentionCapture:
         return self
 
     def __exit__(self, *exc) -> None:
-        while self._restores:
-            self._restores.pop()()
+        self._hooks.remove()
         self._grid.__exit__()
 
     def clear(self) -> None:
@@ -248,17 +245,16 @@ class AttentionCapture:
 
     def _install(self, i: int, module: nn.Module, adapter: Adapter) -> None:
         if adapter.unfuse is not None:
-            self._restores.append(
+            self._hooks.on_remove(
                 unfuse_timm(module.get_submodule(adapter.unfuse))
             )
 
         def on_call(mod, args, kwargs) -> None:
             self._calls[i].args, self._calls[i].kwargs = args, kwargs
 
-        handle = module.register_forward_pre_hook(on_call, with_kwargs=True)
-        self._restores.append(handle.remove)
+        self._hooks.pre(module, on_call, with_kwargs=True)
         tapped = module.get_submodule(adapter.at) if adapter.at else module
-        self._restores.append(
+        self._hooks.on_remove(
             _TAPS[adapter.tap](tapped, lambda t: self._on_record(i, t))
         )
 

@@ -1,4 +1,4 @@
-"""Method base classes, name lookup and building from config dicts.
+"""The method contract: what the engine asks of every CAM method.
 
 Two kinds of method exist:
 
@@ -8,58 +8,25 @@ Two kinds of method exist:
 * :class:`FullMapMethod` runs its own passes (masking, ablation, attention)
   and returns finished maps at input resolution.
 
-Methods are built the MMEngine way, from a config dict through the
-``CAM_METHODS`` registry (:func:`build_method`,
-``CAM_METHODS.build(dict(type='GradAttention', eps=1e-4))``): ``type`` is a
-case-insensitive name or alias, the other keys are the options documented
-in each method's constructor; a misspelt option fails with the valid ones.
+Names, aliases and building from config dicts live in
+:mod:`mmcam_ext.methods.builder`.
 """
 
-import ast
-import inspect
-import re
 from dataclasses import dataclass
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-    Type,
-    Union,
-)
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from ..errors import MethodError
-from ..registry import CAM_METHODS
 from ..structures import TargetSpec
+from ..utils.maps import eigen_projection
 
 __all__ = [
     'BaseCAMMethod',
     'LayerMapMethod',
     'FullMapMethod',
     'ExplainContext',
-    'build_method',
-    'build_cam_method',
-    'method_class',
-    'method_configs',
-    'method_names',
-    'method_options',
-    'parse_method_options',
-    'MethodLike',
-    'normalize_name',
-    'eigen_projection',
 ]
-
-
-def normalize_name(name: str) -> str:
-    """Case- and punctuation-free key: ``'Grad-CAM++'`` -> ``gradcam++``."""
-    return re.sub(r'[\s_\-]', '', name.lower())
 
 
 @dataclass
@@ -110,11 +77,16 @@ class BaseCAMMethod:
             gradients *through* the layers (the attention methods) or run
             no backward set it to ``False``. Layer-map methods always share
             the engine's gated pass. Defaults to ``True``.
+        class_agnostic (bool): The map does not depend on the explained
+            class (EigenCAM, attention rollout, KPCA-CAM, FEM): the engine
+            computes it once per sample and repeats it for every target
+            column. Defaults to ``False``.
     """
 
     aliases: Tuple[str, ...] = ()
     uses_gradients: bool = True
     needs_layer_gate: bool = True
+    class_agnostic: bool = False
 
     @property
     def name(self) -> str:
@@ -170,286 +142,26 @@ class FullMapMethod(BaseCAMMethod):
         raise NotImplementedError
 
 
-def eigen_projection(x: torch.Tensor) -> torch.Tensor:
-    """Projection of each map on its first principal component.
+# Names that lived here before the builder had its own module.
+_MOVED = (
+    'MethodLike',
+    'build_method',
+    'build_cam_method',
+    'method_class',
+    'method_configs',
+    'method_names',
+    'method_options',
+    'normalize_name',
+    'parse_method_options',
+)
 
-    Same map as ``pytorch_grad_cam.utils.svd_on_activations.get_2d_projection``
-    (the centred ``(h*w, C)`` matrix times its first right singular vector)
-    without any SVD: the first component is the top eigenvector of the
-    smaller Gram matrix, ``(h*w)^2`` or ``C^2`` (49² instead of an SVD over
-    2048 channels for a ResNet-50), solved in float64. CPU LAPACK SVDs of
-    these shapes took 0.07 to 1.4 s per batch here, the Gram route about
-    0.01 s. A component's sign is arbitrary, and after the ReLU a flipped
-    map is blank where it should be bright; so the component is oriented to
-    correlate positively with the channel-summed map.
+
+def __getattr__(name: str) -> Any:
+    """Forward the builder's names (``from mmcam_ext.methods.base import
+    build_method`` keeps working); ``eigen_projection`` is imported above.
     """
-    x = torch.nan_to_num(x.detach().float(), nan=0.0)
-    bsz, chans, height, width = x.shape
-    flat = x.reshape(bsz, chans, height * width).transpose(1, 2)
-    flat = flat - flat.mean(dim=1, keepdim=True)
-    proj = _first_component(flat.double()).float()
-    summed = flat.sum(dim=-1)
-    sign = torch.sign((proj * summed).sum(dim=-1, keepdim=True))
-    proj = proj * torch.where(sign == 0, torch.ones_like(sign), sign)
-    return proj.reshape(bsz, height, width)
+    if name in _MOVED:
+        from . import builder
 
-
-def _first_component(flat: torch.Tensor) -> torch.Tensor:
-    """``flat @ v1`` for centred ``(B, N, C)``; ``v1`` = first right
-    singular vector, found from the smaller of the two Gram matrices."""
-    if flat.shape[1] <= flat.shape[2]:
-        evals, evecs = torch.linalg.eigh(flat @ flat.transpose(1, 2))
-        # flat @ v1 = u1 * s1, with s1² the top eigenvalue of flat flat^T.
-        return evecs[..., -1] * evals[..., -1:].clamp(min=0).sqrt()
-    _, evecs = torch.linalg.eigh(flat.transpose(1, 2) @ flat)
-    return (flat @ evecs[..., -1:]).squeeze(-1)
-
-
-#: What a method can be given as: a name, a config dict or a built method.
-MethodLike = Union[str, Mapping[str, Any], BaseCAMMethod]
-
-
-def _method_table() -> Dict[str, Type[BaseCAMMethod]]:
-    """Explicit name table built from the registry (class name + aliases)."""
-    import mmcam_ext.methods  # noqa: F401  (registers everything)
-
-    table: Dict[str, Type[BaseCAMMethod]] = {}
-    for key, cls in CAM_METHODS.module_dict.items():
-        for name in (key, *getattr(cls, 'aliases', ())):
-            table[normalize_name(name)] = cls
-    return table
-
-
-def method_names() -> List[str]:
-    """Registered method names (canonical, as registered).
-
-    Returns:
-        list[str]: The names, sorted.
-    """
-    _method_table()
-    return sorted(CAM_METHODS.module_dict)
-
-
-def method_class(name: str) -> Type[BaseCAMMethod]:
-    """The method class for a case-insensitive name or alias.
-
-    Args:
-        name (str): E.g. ``'gradcam++'``, ``'Grad-CAM'``, ``'rollout'``.
-
-    Returns:
-        type: The registered class.
-
-    Raises:
-        MethodError: Listing the available names.
-    """
-    cls = _method_table().get(normalize_name(str(name)))
-    if cls is None and any(c in str(name) for c in ',;'):
-        parts = [p.strip() for p in re.split(r'[,;]', str(name)) if p.strip()]
-        raise MethodError(
-            f'Unknown CAM method {name!r}: a comma does not separate '
-            f'methods; give the {len(parts)} names ({" ".join(parts)}) '
-            'each on its own.'
-        )
-    if cls is None:
-        raise MethodError(
-            f'Unknown CAM method {name!r}. Available: '
-            f'{", ".join(method_names())} (names are case- and '
-            'dash-insensitive; aliases such as gradcam++ work).'
-        )
-    return cls
-
-
-def method_options(cls: Type[BaseCAMMethod]) -> Optional[List[str]]:
-    """Constructor options of a method class (``None``: any keyword).
-
-    Args:
-        cls (type): A method class.
-
-    Returns:
-        list[str] | None: Option names, documented in the constructor.
-    """
-    params = inspect.signature(cls).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    kinds = (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.KEYWORD_ONLY,
-    )
-    return [p.name for p in params if p.kind in kinds]
-
-
-def _check_options(cls: Type[BaseCAMMethod], options: Mapping) -> None:
-    valid = method_options(cls)
-    unknown = sorted(set(options) - set(valid)) if valid is not None else []
-    if unknown and not valid:
-        raise MethodError(
-            f'{cls.__name__} takes no options, got {", ".join(unknown)}.'
-        )
-    if unknown:
-        raise MethodError(
-            f'{cls.__name__} has no option(s) {", ".join(unknown)}; its '
-            f'options are: {", ".join(valid or ())} (documented in '
-            f'{cls.__name__}.__init__).'
-        )
-
-
-def build_cam_method(
-    cfg: Mapping[str, Any],
-    registry: Any = None,
-    default_args: Optional[Mapping[str, Any]] = None,
-) -> BaseCAMMethod:
-    """The build function of ``CAM_METHODS``: a method from a config dict.
-
-    ``type`` is a registered name, an alias (case- and dash-insensitive) or
-    a class; every other key is a constructor option, checked against the
-    constructor's signature so a misspelt option fails with the valid ones.
-
-    Args:
-        cfg (Mapping): E.g. ``dict(type='GradAttention', eps=1e-4)``.
-        registry (Registry, optional): The registry (ignored: methods are
-            looked up by name in ``CAM_METHODS``). Defaults to None.
-        default_args (Mapping, optional): Options used where ``cfg`` has
-            none. Defaults to None.
-
-    Returns:
-        BaseCAMMethod: The built method.
-
-    Raises:
-        MethodError: For a missing or unknown type, or unknown options.
-    """
-    options = {**(default_args or {}), **dict(cfg)}
-    kind = options.pop('type', None)
-    if isinstance(kind, type) and issubclass(kind, BaseCAMMethod):
-        cls = kind
-    elif isinstance(kind, str):
-        cls = method_class(kind)
-    else:
-        raise MethodError(
-            f'A CAM method config needs a type (a method name), got {cfg!r}.'
-        )
-    _check_options(cls, options)
-    return cls(**options)
-
-
-# Configs given to ``CAM_METHODS.build`` use the same rules as build_method.
-CAM_METHODS.build_func = build_cam_method
-
-
-def build_method(cfg: MethodLike, **options: Any) -> BaseCAMMethod:
-    """Build a method from a name, a config dict or an instance.
-
-    Args:
-        cfg (str | dict | BaseCAMMethod): A case-insensitive name or alias
-            (``'gradcam++'``), a config (``dict(type='rollout',
-            head_fusion='max')``) or a built method (returned as is).
-        **options: Constructor options, merged into a name or dict.
-
-    Returns:
-        BaseCAMMethod: The method.
-
-    Raises:
-        MethodError: For unknown names or options.
-    """
-    if isinstance(cfg, BaseCAMMethod):
-        if options:
-            raise MethodError(
-                f'Options {sorted(options)} cannot be applied to the built '
-                f'method {cfg.name}; pass a name or a config dict.'
-            )
-        return cfg
-    if isinstance(cfg, str):
-        return CAM_METHODS.build(dict(type=cfg, **options))
-    if isinstance(cfg, Mapping):
-        return CAM_METHODS.build({**cfg, **options})
-    raise MethodError(
-        'A CAM method is a name, a config dict or a built method, got '
-        f'{type(cfg).__name__}.'
-    )
-
-
-def _option_value(text: str) -> Any:
-    """``'16'`` -> 16, ``'0.9'`` -> 0.9, ``'true'`` -> True, else the text."""
-    lowered = {'true': True, 'false': False, 'none': None, 'null': None}
-    if text.lower() in lowered:
-        return lowered[text.lower()]
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_method_options(
-    items: Optional[Sequence[str]],
-) -> Dict[str, Dict[str, Any]]:
-    """Parse ``method.option=value`` strings (the CLI's option syntax).
-
-    Args:
-        items (Sequence[str], optional): E.g. ``['rollout.head_fusion=max',
-            'scorecam.mask_batch_size=16']``; values are Python literals
-            (numbers, ``true``/``false``/``none``, lists) or plain strings.
-
-    Returns:
-        dict: ``{MethodClassName: {option: value}}``, names resolved.
-
-    Raises:
-        MethodError: For malformed items, unknown methods or options.
-    """
-    parsed: Dict[str, Dict[str, Any]] = {}
-    for item in items or ():
-        key, sep, value = item.partition('=')
-        method, dot, option = key.strip().rpartition('.')
-        if not sep or not dot or not method or not option:
-            raise MethodError(
-                f'Method option {item!r} is not of the form '
-                'method.option=value (e.g. rollout.head_fusion=max).'
-            )
-        cls = method_class(method)
-        _check_options(cls, {option: None})
-        parsed.setdefault(cls.__name__, {})[option] = _option_value(value)
-    return parsed
-
-
-def _class_name(kind: Any) -> str:
-    """Registered class name of a config's ``type``; ``''`` if unknown (the
-    build reports it)."""
-    if isinstance(kind, type):
-        return kind.__name__
-    try:
-        return method_class(str(kind)).__name__
-    except MethodError:
-        return ''
-
-
-def method_configs(
-    methods: Sequence[MethodLike],
-    options: Optional[Mapping[str, Mapping[str, Any]]] = None,
-) -> List[MethodLike]:
-    """Merge per-method options (:func:`parse_method_options`) into configs.
-
-    Args:
-        methods (Sequence): Names, config dicts or built methods.
-        options (Mapping, optional): ``{method name: {option: value}}``;
-            method names as in :func:`method_class`. Defaults to None.
-
-    Returns:
-        list: One config dict per name/dict (built methods unchanged).
-
-    Raises:
-        MethodError: When options name a method not among ``methods``.
-    """
-    wanted = {
-        method_class(k).__name__: dict(v) for k, v in (options or {}).items()
-    }
-    out: List[MethodLike] = []
-    for method in methods:
-        if not isinstance(method, (str, Mapping)):
-            out.append(method)  # built methods (or odd values, refused later)
-            continue
-        cfg = dict(type=method) if isinstance(method, str) else dict(method)
-        out.append({**cfg, **wanted.pop(_class_name(cfg.get('type')), {})})
-    if wanted:
-        raise MethodError(
-            f'Options given for {", ".join(sorted(wanted))}, which is not '
-            'among the methods to run.'
-        )
-    return out
+        return getattr(builder, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -281,6 +281,7 @@ class KPCACAM(GradCamLibMethod):
     lib_name = 'KPCA_CAM'
     aliases = ('kpca_cam', 'kpca')
     uses_gradients = False
+    class_agnostic = True
 
 
 @CAM_METHODS.register_module()
@@ -325,6 +326,7 @@ class FEM(GradCamLibMethod):
 
     lib_name = 'FEM'
     uses_gradients = False
+    class_agnostic = True
 
 
 @CAM_METHODS.register_module()

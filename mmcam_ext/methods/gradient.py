@@ -11,7 +11,8 @@ from typing import Optional
 import torch
 
 from ..registry import CAM_METHODS
-from .base import LayerMapMethod, eigen_projection
+from ..utils.maps import eigen_projection
+from .base import LayerMapMethod
 
 __all__ = [
     'GRADIENT_METHODS',
@@ -97,6 +98,7 @@ class EigenCAM(LayerMapMethod):
     """First principal component of the activations (class-agnostic)."""
 
     uses_gradients = False
+    class_agnostic = True
 
     def layer_map(self, acts, grads: Optional[torch.Tensor], eigen_smooth):
         return eigen_projection(acts)

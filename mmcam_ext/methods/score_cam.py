@@ -16,9 +16,9 @@ import torch.nn.functional as F
 
 from ..registry import CAM_METHODS
 from ..utils.capture import LayerCapture
-from ..utils.maps import combine_layers, spatial_size
+from ..utils.maps import combine_layers, eigen_projection, spatial_size
 from ..utils.model import classifier_logits
-from .base import ExplainContext, FullMapMethod, eigen_projection
+from .base import ExplainContext, FullMapMethod
 
 __all__ = ['ScoreCAM', 'score_cam_weights', 'upsample_masks']
 

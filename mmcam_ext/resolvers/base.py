@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import LayoutError
 from ..registry import TARGET_RESOLVERS
 from ..structures import TargetSpec, TokenLayout
-from ..utils.capture import eval_mode
+from ..utils.capture import HookSet, eval_mode
 from ..utils.maps import spatial_size
 from ..utils.model import (
     classifier_logits,
@@ -60,7 +60,6 @@ class ForwardTrace:
 
     def __init__(self, model: nn.Module, inputs: torch.Tensor) -> None:
         self.records: Dict[str, TracedModule] = {}
-        handles = []
         counter = [0]
 
         def make_hook(name: str):
@@ -80,15 +79,12 @@ class ForwardTrace:
 
             return hook
 
-        for name, module in model.named_modules():
-            if name:
-                handles.append(module.register_forward_hook(make_hook(name)))
-        try:
+        with HookSet() as hooks:
+            for name, module in model.named_modules():
+                if name:
+                    hooks.forward(module, make_hook(name))
             with eval_mode(model), torch.no_grad():
                 self.output = classifier_logits(model, inputs)
-        finally:
-            for handle in handles:
-                handle.remove()
         self.input_hw = spatial_size(inputs)
         self.batch = int(inputs.shape[0])
 

@@ -11,7 +11,13 @@ from .backbone_facts import (
     find_facts,
     head_tokens,
 )
-from .capture import GridCapture, LayerCapture, eval_mode, frozen_parameters
+from .capture import (
+    GridCapture,
+    HookSet,
+    LayerCapture,
+    eval_mode,
+    frozen_parameters,
+)
 from .descriptors import (
     DESCRIPTOR_DIM,
     evidence_descriptors,
@@ -41,6 +47,7 @@ __all__ = [
     'evidence_descriptors',
     'split_descriptors',
     'GridCapture',
+    'HookSet',
     'LayerCapture',
     'eval_mode',
     'frozen_parameters',

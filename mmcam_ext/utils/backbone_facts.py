@@ -55,9 +55,10 @@ GRADIENT_METHODS_HINT = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AttentionFacts:
-    """How a family's token attention runs and where it is recorded.
+    """How a family's token attention runs and where it is recorded
+    (fields by name only).
 
     Args:
         kind (str): What the attention is, in words (``'global'``,
@@ -81,13 +82,14 @@ class AttentionFacts:
 
 
 NO_ATTENTION = AttentionFacts(
-    'none', unsupported='it has no token-to-token attention'
+    kind='none', unsupported='it has no token-to-token attention'
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BackboneFacts:
-    """Everything mmcam_ext knows about one backbone family.
+    """Everything mmcam_ext knows about one backbone family (fields by
+    name only, so a row reads as what it says).
 
     Args:
         layer (str, optional): Grad-CAM's default layer when the head pools
@@ -132,26 +134,26 @@ _POOLED_NORM = BackboneFacts(
     why=LAST_STAGE + '; its final norm runs after pooling'
 )
 _SWIN_ATTN = AttentionFacts(
-    'shifted windows, patch merging between stages',
-    ('stages.*.blocks.*.attn',),
+    kind='shifted windows, patch merging between stages',
+    modules=('stages.*.blocks.*.attn',),
 )
 # Tokens of a hierarchical transformer's last stage after its norm (its
 # name follows the stage index: ``norm3`` for four stages; otherwise the
 # last block); the grid comes from the stage, which returns ``(x, hw)``.
 _HIER = BackboneFacts(
-    'norm3|norm2|norm1|stages.-1.blocks.-1',
-    'tokens',
-    0,
-    'stages.-1',
-    'last-stage tokens after their norm (no class token)',
+    layer='norm3|norm2|norm1|stages.-1.blocks.-1',
+    kind='tokens',
+    extra=0,
+    grid='stages.-1',
+    why='last-stage tokens after their norm (no class token)',
     attention=_SWIN_ATTN,
 )
 _TWINS = BackboneFacts(
-    'norm_after_stage3|stages.-1.-1',
-    'tokens',
-    0,
-    'patch_embeds.-1',
-    'last-stage tokens after their norm',
+    layer='norm_after_stage3|stages.-1.-1',
+    kind='tokens',
+    extra=0,
+    grid='patch_embeds.-1',
+    why='last-stage tokens after their norm',
 )
 _TWINS_SKIPPED = (
     'the convolutional position encoding after the first block of each '
@@ -160,14 +162,14 @@ _TWINS_SKIPPED = (
 )
 # Plain ViTs: the layer depends on what the head reads (``out_type``).
 _VIT = BackboneFacts(
-    'ln1|layers.-1',
-    'tokens',
-    None,
-    'patch_embed',
-    'final patch tokens: the head pools them',
+    layer='ln1|layers.-1',
+    kind='tokens',
+    extra=None,
+    grid='patch_embed',
+    why='final patch tokens: the head pools them',
     cls_layer='layers.-1.ln1',
     head='out_type',
-    attention=AttentionFacts('global', ('layers.*.attn',)),
+    attention=AttentionFacts(kind='global', modules=('layers.*.attn',)),
 )
 
 FAMILY_FACTS: Dict[str, BackboneFacts] = {
@@ -215,7 +217,7 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
     'MobileViT': replace(
         _CNN,
         attention=AttentionFacts(
-            'attention inside unfolded patches between conv stages',
+            kind='attention inside unfolded patches between conv stages',
             unsupported='its attention runs only between convolutional '
             'stages, which mix tokens in ways attention does not describe',
         ),
@@ -226,7 +228,7 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
     'EdgeNeXt': replace(
         _POOLED_NORM,
         attention=AttentionFacts(
-            'channel (transposed) attention',
+            kind='channel (transposed) attention',
             unsupported='its attention is over channels (transposed '
             'attention), not between tokens',
         ),
@@ -236,14 +238,14 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
     'Conformer': BackboneFacts(
         why='last map of the conv branch (conv head input)',
         attention=AttentionFacts(
-            'global (transformer branch)',
+            kind='global (transformer branch)',
             unsupported='its transformer branch is fused with a CNN branch '
             'that attention does not describe, and both heads are summed',
         ),
     ),
     # HRNet's four branches meet only in the classification neck.
     'HRNet': BackboneFacts(
-        '/neck.0.final_layer|/neck.final_layer',
+        layer='/neck.0.final_layer|/neck.final_layer',
         why='HRFuseScales output: all four branches fused',
     ),
     # --- Hierarchical transformers: tokens, no class token -------------------
@@ -252,8 +254,8 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
     'DaViT': replace(
         _HIER,
         attention=AttentionFacts(
-            'windows, alternating with channel attention',
-            ('stages.*.blocks.*.spatial_block.attn',),
+            kind='windows, alternating with channel attention',
+            modules=('stages.*.blocks.*.spatial_block.attn',),
             skipped='the channel-attention blocks (they mix channels, not '
             'tokens: identity in the token flow) and the convolutional '
             'position encodings',
@@ -262,122 +264,123 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
     'PCPVT': replace(
         _TWINS,
         attention=AttentionFacts(
-            'spatially reduced keys (global sub-sampled attention)',
-            ('stages.*.*.attn',),
+            kind='spatially reduced keys (global sub-sampled attention)',
+            modules=('stages.*.*.attn',),
             skipped=_TWINS_SKIPPED,
         ),
     ),
     'SVT': replace(
         _TWINS,
         attention=AttentionFacts(
-            'locally-grouped windows alternating with sub-sampled keys',
-            ('stages.*.*.attn',),
+            kind='locally-grouped windows alternating with sub-sampled keys',
+            modules=('stages.*.*.attn',),
             skipped=_TWINS_SKIPPED,
         ),
     ),
     'MViT': BackboneFacts(
-        'norm3|blocks.-1',
-        'tokens',
-        None,
-        'blocks.-1',
-        'last-block tokens after the final norm',
+        layer='norm3|blocks.-1',
+        kind='tokens',
+        extra=None,
+        grid='blocks.-1',
+        why='last-block tokens after the final norm',
         attention=AttentionFacts(
-            'pooling attention',
+            kind='pooling attention',
             unsupported='its queries, keys and values are pooled by learned '
             'overlapping convolutions and its residual by max pooling, so '
             'attention weights do not map onto input tokens',
         ),
     ),
     'MixMIMTransformer': BackboneFacts(
-        'norm',
-        'tokens',
-        0,
-        None,
-        'last-stage tokens after the final norm',
+        layer='norm',
+        kind='tokens',
+        extra=0,
+        grid=None,
+        why='last-stage tokens after the final norm',
         attention=AttentionFacts(
-            'windows, patch merging between stages', ('layers.*.blocks.*',)
+            kind='windows, patch merging between stages',
+            modules=('layers.*.blocks.*',),
         ),
     ),
     'TinyViT': BackboneFacts(
-        'stages.-1',
-        'tokens',
-        0,
-        None,
-        'last-stage tokens; its final norm runs after pooling',
+        layer='stages.-1',
+        kind='tokens',
+        extra=0,
+        grid=None,
+        why='last-stage tokens; its final norm runs after pooling',
         attention=AttentionFacts(
-            'windows, patch merging between stages',
-            ('stages.*.blocks.*',),
+            kind='windows, patch merging between stages',
+            modules=('stages.*.blocks.*',),
             skipped='its first (convolutional) stage and the depth-wise '
             'convolution in every block',
         ),
     ),
     'LeViT': BackboneFacts(
-        'stages.-1',
-        'tokens',
-        0,
-        None,
-        'last-stage tokens (no class token, no final norm)',
+        layer='stages.-1',
+        kind='tokens',
+        extra=0,
+        grid=None,
+        why='last-stage tokens (no class token, no final norm)',
         attention=AttentionFacts(
-            'global, with query-subsampling attention between stages',
-            ('stages.*.*', 'stages.*.*.block'),
+            kind='global, with query-subsampling attention between stages',
+            modules=('stages.*.*', 'stages.*.*.block'),
             skipped='its convolutional stem (the grid starts at stride 16)',
         ),
     ),
     'EfficientFormer': BackboneFacts(
-        'norm3|network.-1',
-        'tokens',
-        0,
-        None,
-        'last (attention) stage tokens after the norm',
+        layer='norm3|network.-1',
+        kind='tokens',
+        extra=0,
+        grid=None,
+        why='last (attention) stage tokens after the norm',
         attention=AttentionFacts(
-            'global, last stage only',
-            ('network.*.*.token_mixer',),
+            kind='global, last stage only',
+            modules=('network.*.*.token_mixer',),
             skipped='the pooling token mixers of the first three stages '
             '(only the last stage has attention)',
         ),
     ),
     'HiViT': BackboneFacts(
-        'fc_norm|norm|blocks.-1',
-        'tokens',
-        0,
-        'patch_embed',
-        'main-stage tokens after the final norm',
+        layer='fc_norm|norm|blocks.-1',
+        kind='tokens',
+        extra=0,
+        grid='patch_embed',
+        why='main-stage tokens after the final norm',
         attention=AttentionFacts(
-            'global, main stage only',
-            ('blocks.*.attn',),
+            kind='global, main stage only',
+            modules=('blocks.*.attn',),
             skipped='its first two stages (per-token MLPs and patch '
             'merging, no token mixing)',
         ),
     ),
     # --- Plain transformers whose head sees the patch tokens -----------------
     'MlpMixer': BackboneFacts(
-        'ln1',
-        'tokens',
-        0,
-        'patch_embed',
-        'patch tokens after the final norm (no class token)',
+        layer='ln1',
+        kind='tokens',
+        extra=0,
+        grid='patch_embed',
+        why='patch tokens after the final norm (no class token)',
     ),
     'RevVisionTransformer': BackboneFacts(
-        'fusion_layer',
-        'tokens',
-        None,
-        'patch_embed',
-        'fused two-stream tokens before average pooling',
-        attention=AttentionFacts('global', ('layers.*.attn',)),
+        layer='fusion_layer',
+        kind='tokens',
+        extra=None,
+        grid='patch_embed',
+        why='fused two-stream tokens before average pooling',
+        attention=AttentionFacts(kind='global', modules=('layers.*.attn',)),
     ),
     # XCiT's class token joins only in the class-attention layers, which the
     # patch tokens of the last XCA block feed: no extra token there.
     'XCiT': BackboneFacts(
-        'xca_layers.-1',
-        'tokens',
-        0,
-        'patch_embed',
-        'last XCA block: its patch tokens feed the class attention',
+        layer='xca_layers.-1',
+        kind='tokens',
+        extra=0,
+        grid='patch_embed',
+        why='last XCA block: its patch tokens feed the class attention',
         head='out_type',
         attention=AttentionFacts(
-            'class attention (cls query over all tokens) after '
+            kind='class attention (cls query over all tokens) after '
             'cross-covariance blocks',
-            ('ca_layers.*.attn',),
+            modules=('ca_layers.*.attn',),
             skipped='the cross-covariance blocks (attention over channels, '
             'identity in the token flow) and their convolutional local '
             'patch interaction',
@@ -385,13 +388,13 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
     ),
     # ViT-SAM keeps channels-last maps (B, H, W, C) through its blocks.
     'ViTSAM': BackboneFacts(
-        'layers.-1',
-        'nhwc',
-        0,
-        None,
-        'last block output, channels-last (B, H, W, C)',
+        layer='layers.-1',
+        kind='nhwc',
+        extra=0,
+        grid=None,
+        why='last block output, channels-last (B, H, W, C)',
         attention=AttentionFacts(
-            'windows, with a few global blocks', ('layers.*',)
+            kind='windows, with a few global blocks', modules=('layers.*',)
         ),
     ),
     # --- Plain ViTs: the head reads the class token (or pools patches) ------
@@ -410,8 +413,8 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
         cls_layer='encoder.-1.ln1',
         grid='tokens_to_token',
         attention=AttentionFacts(
-            'global (encoder)',
-            ('encoder.*.attn',),
+            kind='global (encoder)',
+            modules=('encoder.*.attn',),
             skipped='the tokens-to-token module (attention over unfolded '
             'soft splits, before the patch grid exists)',
         ),
@@ -424,7 +427,7 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
         grid=None,
         extra=1,
         attention=AttentionFacts(
-            'global between patches, nested pixel attention inside them',
+            kind='global between patches, nested pixel attention inside them',
             unsupported='its patch attention runs through torch.nn.'
             'MultiheadAttention inside mmcv wrappers together with a nested '
             'pixel-level attention; not implemented',
@@ -433,7 +436,9 @@ FAMILY_FACTS: Dict[str, BackboneFacts] = {
 }
 
 # Fields of a timm row that do not come from the model's metadata.
-_TIMM_ATTENTION = AttentionFacts('timm attention modules', ('**',))
+_TIMM_ATTENTION = AttentionFacts(
+    kind='timm attention modules', modules=('**',)
+)
 
 
 def is_timm(backbone: nn.Module) -> bool:
@@ -480,22 +485,22 @@ def timm_facts(backbone: nn.Module) -> Optional[BackboneFacts]:
     if isinstance(prefix, int) and modules:
         blocks = modules[-1].rsplit('.', 1)[0]
         return BackboneFacts(
-            'norm|' + f'{blocks}.-1',
-            'tokens',
-            prefix,
-            None,
-            'final patch tokens: pooled',
+            layer='norm|' + f'{blocks}.-1',
+            kind='tokens',
+            extra=prefix,
+            grid=None,
+            why='final patch tokens: pooled',
             cls_layer=f'{blocks}.-1.norm1',
             head='global_pool',
             attention=_TIMM_ATTENTION,
         )
     if modules:
         return BackboneFacts(
-            modules[-1],
-            'auto',
-            0,
-            None,
-            'last feature_info stage (timm metadata) or a later map of '
+            layer=modules[-1],
+            kind='auto',
+            extra=0,
+            grid=None,
+            why='last feature_info stage (timm metadata) or a later map of '
             'the same size',
             head='global_pool',
             attention=_TIMM_ATTENTION,

@@ -5,13 +5,80 @@ Every context manager here removes its hooks and restores what it changed in
 """
 
 from contextlib import contextmanager
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
-__all__ = ['frozen_parameters', 'eval_mode', 'LayerCapture', 'GridCapture']
+__all__ = [
+    'HookSet',
+    'frozen_parameters',
+    'eval_mode',
+    'LayerCapture',
+    'GridCapture',
+]
+
+
+class HookSet:
+    """The one owner of torch hook handles (and other undo steps).
+
+    Every class that hooks a model registers through a ``HookSet`` and
+    calls :meth:`remove` (or leaves its ``with`` block), which undoes
+    everything in reverse order, also when the body raised.
+
+    Example:
+        >>> with HookSet() as hooks:
+        ...     hooks.forward(model.backbone, on_output)
+        ...     model(x)
+    """
+
+    def __init__(self) -> None:
+        self._undo: List[Callable[[], Any]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._undo)
+
+    def forward(self, module: nn.Module, fn: Callable, **kwargs) -> None:
+        """Register a forward hook on ``module``.
+
+        Args:
+            module (nn.Module): The hooked module.
+            fn (Callable): ``fn(module, args, output)``; a returned value
+                replaces the output.
+            **kwargs: Passed to ``register_forward_hook``.
+        """
+        self._undo.append(module.register_forward_hook(fn, **kwargs).remove)
+
+    def pre(self, module: nn.Module, fn: Callable, **kwargs) -> None:
+        """Register a forward pre-hook on ``module``.
+
+        Args:
+            module (nn.Module): The hooked module.
+            fn (Callable): ``fn(module, args)`` (``fn(module, args,
+                kwargs)`` with ``with_kwargs=True``).
+            **kwargs: Passed to ``register_forward_pre_hook``.
+        """
+        handle = module.register_forward_pre_hook(fn, **kwargs)
+        self._undo.append(handle.remove)
+
+    def on_remove(self, undo: Callable[[], Any]) -> None:
+        """Run ``undo`` on :meth:`remove` (a patch to restore).
+
+        Args:
+            undo (Callable): Called without arguments.
+        """
+        self._undo.append(undo)
+
+    def remove(self) -> None:
+        """Remove every hook and run every undo step, newest first."""
+        while self._undo:
+            self._undo.pop()()
+
+    def __enter__(self) -> 'HookSet':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
 
 
 @contextmanager
@@ -61,13 +128,11 @@ class LayerCapture:
     def __init__(self, layers: Sequence[nn.Module]) -> None:
         self.layers = list(layers)
         self.outputs: List[Optional[torch.Tensor]] = [None] * len(self.layers)
-        self._handles: list = []
+        self._hooks = HookSet()
 
     def __enter__(self) -> 'LayerCapture':
         for i, layer in enumerate(self.layers):
-            self._handles.append(
-                layer.register_forward_hook(self._make_hook(i))
-            )
+            self._hooks.forward(layer, self._make_hook(i))
         return self
 
     def _make_hook(self, index: int):
@@ -93,9 +158,7 @@ class LayerCapture:
         return hook
 
     def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        self._hooks.remove()
 
     def clear(self) -> None:
         """Forget the recorded outputs (hooks stay registered)."""
@@ -113,11 +176,11 @@ class GridCapture:
     def __init__(self, module: Optional[nn.Module]) -> None:
         self.module = module
         self.grid: Optional[Tuple[int, int]] = None
-        self._handle: Optional[RemovableHandle] = None
+        self._hooks = HookSet()
 
     def __enter__(self) -> 'GridCapture':
-        if self.module is not None:
-            self._handle = self.module.register_forward_hook(self._hook)
+        if self.module is not None and not self._hooks:
+            self._hooks.forward(self.module, self._hook)
         return self
 
     def _hook(self, module, args, output) -> None:
@@ -132,9 +195,7 @@ class GridCapture:
             self.grid = grid
 
     def __exit__(self, *exc) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        self._hooks.remove()
 
 
 def _last_int_pair(output) -> Optional[Tuple[int, int]]:

@@ -5,7 +5,13 @@ from typing import List, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ['normalize_maps', 'resize_maps', 'combine_layers', 'spatial_size']
+__all__ = [
+    'normalize_maps',
+    'resize_maps',
+    'combine_layers',
+    'spatial_size',
+    'eigen_projection',
+]
 
 
 def spatial_size(x: torch.Tensor) -> Tuple[int, int]:
@@ -74,3 +80,38 @@ def combine_layers(
     final = normalize_maps(torch.stack(scaled, 0).clamp(min=0).mean(0))
     signed = torch.stack([resize_maps(r, size) for r in raw], 0).mean(0)
     return final, signed
+
+
+def eigen_projection(x: torch.Tensor) -> torch.Tensor:
+    """Projection of each map on its first principal component.
+
+    Same map as ``pytorch_grad_cam.utils.svd_on_activations.get_2d_projection``
+    (the centred ``(h*w, C)`` matrix times its first right singular vector)
+    without any SVD: the first component is the top eigenvector of the
+    smaller Gram matrix, ``(h*w)^2`` or ``C^2`` (49² instead of an SVD over
+    2048 channels for a ResNet-50), solved in float64. CPU LAPACK SVDs of
+    these shapes took 0.07 to 1.4 s per batch here, the Gram route about
+    0.01 s. A component's sign is arbitrary, and after the ReLU a flipped
+    map is blank where it should be bright; so the component is oriented to
+    correlate positively with the channel-summed map.
+    """
+    x = torch.nan_to_num(x.detach().float(), nan=0.0)
+    bsz, chans, height, width = x.shape
+    flat = x.reshape(bsz, chans, height * width).transpose(1, 2)
+    flat = flat - flat.mean(dim=1, keepdim=True)
+    proj = _first_component(flat.double()).float()
+    summed = flat.sum(dim=-1)
+    sign = torch.sign((proj * summed).sum(dim=-1, keepdim=True))
+    proj = proj * torch.where(sign == 0, torch.ones_like(sign), sign)
+    return proj.reshape(bsz, height, width)
+
+
+def _first_component(flat: torch.Tensor) -> torch.Tensor:
+    """``flat @ v1`` for centred ``(B, N, C)``; ``v1`` = first right
+    singular vector, found from the smaller of the two Gram matrices."""
+    if flat.shape[1] <= flat.shape[2]:
+        evals, evecs = torch.linalg.eigh(flat @ flat.transpose(1, 2))
+        # flat @ v1 = u1 * s1, with s1² the top eigenvalue of flat flat^T.
+        return evecs[..., -1] * evals[..., -1:].clamp(min=0).sqrt()
+    _, evecs = torch.linalg.eigh(flat.transpose(1, 2) @ flat)
+    return (flat @ evecs[..., -1:]).squeeze(-1)

@@ -36,6 +36,7 @@ the next iteration's ``data_time``.
 import logging
 import random
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import (
     Any,
@@ -59,16 +60,11 @@ from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 from torch import nn
 
 from ...apis.cam_engine import CAMEngine
-from ...apis.loop_grad import LoopGradCapture
-from ...apis.pooled_head import PooledCapture
+from ...apis.capture_sources import LoopCapture
 from ...errors import InputError
 from ...fileio import SampleCAMs
-from ...methods.base import (
-    BaseCAMMethod,
-    LayerMapMethod,
-    MethodLike,
-    build_method,
-)
+from ...methods.base import BaseCAMMethod
+from ...methods.builder import MethodLike, build_method
 from ...registry import HOOKS
 from ...structures import CAMResult
 from ...utils.image import to_rgb
@@ -90,7 +86,6 @@ PHASES = ('val', 'test')
 SamplesLike = Union[None, Dict[str, Any], SampleSelection]
 OutputLike = Union[None, Dict[str, Any], DumpOptions]
 ExplainLike = Union[None, Dict[str, Any], ExplainOptions]
-Capture = Union[PooledCapture, LoopGradCapture]
 
 
 @HOOKS.register_module()
@@ -177,15 +172,10 @@ class CAMVisualizationHook(Hook):
         self.explain = build_options(ExplainOptions, explain, 'explain')
         self.interval = interval
         self.strict = strict
-        # The fast path serves gradient-family methods without aug_smooth.
-        self._fast_ok = not self.explain.aug_smooth and all(
-            isinstance(m, LayerMapMethod) for m in built
-        )
         self._evals = dict.fromkeys(PHASES, 0)
         self._dump: Optional[EvalDump] = None
         self._selection: Optional[EvalSelection] = None
-        self._capture: Optional[Capture] = None
-        self._loop: Optional[LoopGradCapture] = None
+        self._capture: Optional[LoopCapture] = None
         self._paths_logged: Set[str] = set()
         self._engine: Optional[CAMEngine] = None
         self._drawer: Optional[CAMVisualizer] = None
@@ -260,8 +250,9 @@ class CAMVisualizationHook(Hook):
             inputs = _probe_inputs(model, loop.dataloader)
             engine = self._get_engine(model)
             engine.spec_for(inputs)
-            if self._fast_ok and engine.pooled_head(inputs) is None:
-                self._loop = engine.loop_capture(inputs)
+            engine.prepare_capture(
+                inputs, self.methods, self.explain.aug_smooth
+            )
 
     # ------------------------------------------------------ evaluation
     def _begin(self, runner, phase: str, loop: BaseLoop) -> None:
@@ -315,21 +306,19 @@ class CAMVisualizationHook(Hook):
         return runner.iter, f'{phase}_iter_{runner.iter}'
 
     def _start_capture(self, data_batch: Any) -> None:
-        """Capture the target layer in the loop's own forward, if the
-        fast path applies and the batch may hold a chosen sample."""
+        """Ask the engine to capture the loop's own forward when the batch
+        may hold a chosen sample (it says no where it cannot)."""
         sel, engine = self._selection, self._engine
-        if sel is None or engine is None or not self._fast_ok:
+        if sel is None or engine is None:
             return
         inputs = (
             data_batch.get('inputs') if isinstance(data_batch, dict) else None
         )
         if inputs is None or not sel.may_pick(len(inputs)):
             return
-        head = engine.cached_pooled_head()
-        if head is not None:
-            self._capture = head.capture().start()
-        elif self._loop is not None and self._loop.model is engine.model:
-            self._capture = self._loop.start()
+        self._capture = engine.loop_capture_for(
+            self.methods, self.explain.aug_smooth
+        )
 
     def _on_iter(
         self, runner, data_batch: Any, outputs: Optional[Sequence]
@@ -350,8 +339,8 @@ class CAMVisualizationHook(Hook):
         except Exception as err:
             self._fail(dump, err)
         finally:
-            if isinstance(capture, LoopGradCapture):
-                capture.clear()  # drop the tail's graph
+            if capture is not None:
+                capture.clear()  # drop what it holds (a graph, maybe)
 
     def _explain(
         self,
@@ -359,10 +348,10 @@ class CAMVisualizationHook(Hook):
         data_batch: dict,
         picks: List[Pick],
         outputs: Sequence,
-        capture: Optional[Capture],
+        capture: Optional[LoopCapture],
     ) -> CAMResult:
-        """CAMs of the picked samples: from the loop's own forward (pooled
-        head or in-loop gradients) or from one extra pass.
+        """CAMs of the picked samples; the engine picks the path (the
+        loop's own forward, captured, or one extra pass).
 
         The torch RNG is forked and Python's and NumPy's kept, so the extra
         work does not shift the random streams of the run.
@@ -374,41 +363,17 @@ class CAMVisualizationHook(Hook):
             [[self._target(outputs[i], k) for k in self.kinds] for i in rows]
         )
         with _rng_kept():
-            if self._loop_ready(engine, capture):
-                assert isinstance(capture, LoopGradCapture)
-                self._log_path('in-loop gradients (no extra forward)')
-                return engine.explain_loop(
-                    capture,
-                    self.methods,
-                    targets,
-                    rows,
-                    self.explain.eigen_smooth,
-                )
-            if (
-                isinstance(capture, PooledCapture)
-                and capture.complete
-                and (
-                    engine.cached_pooled_head(capture.input_size)
-                    is capture.head
-                )
-            ):
-                self._log_path('pooled-head fast path (no extra forward)')
-                return engine.explain_captured(
-                    capture,
-                    self.methods,
-                    targets,
-                    rows,
-                    self.explain.eigen_smooth,
-                )
-            self._log_path('general path (one extra pass per batch)')
-            inputs = _preprocess(model, data_batch)
-            return engine.explain(
-                inputs[rows],
-                methods=self.methods,
-                targets=targets,
+            result = engine.explain_capture(
+                capture,
+                self.methods,
+                targets,
+                rows,
+                partial(_preprocess, model, data_batch),
                 aug_smooth=self.explain.aug_smooth,
                 eigen_smooth=self.explain.eigen_smooth,
             )
+        self._log_path(engine.last_path)
+        return result
 
     def _log_path(self, path: str) -> None:
         """Say at debug level, once per evaluation, which path ran."""
@@ -419,15 +384,6 @@ class CAMVisualizationHook(Hook):
                 logger='current',
                 level=logging.DEBUG,
             )
-
-    @staticmethod
-    def _loop_ready(engine: CAMEngine, capture: Optional[Capture]) -> bool:
-        """The in-loop capture saw a whole forward of the size it was set
-        up for (another size may need other target layers)."""
-        if not isinstance(capture, LoopGradCapture) or not capture.complete:
-            return False
-        assert capture.input_size is not None
-        return engine.cached_spec(capture.input_size) is capture.spec
 
     def _add_samples(
         self,
