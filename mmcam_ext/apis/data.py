@@ -56,7 +56,7 @@ __all__ = [
     'load_image',
     'build_test_pipeline',
     'build_view_pipeline',
-    'test_pipeline_config',
+    'read_test_pipeline',
     'CAMImageDataset',
     'collate_or_skip',
     'unique_prefix',
@@ -429,7 +429,7 @@ def load_image(
     return _decode_file(item, max_pixels)
 
 
-def test_pipeline_config(cfg: Config) -> List[dict]:
+def read_test_pipeline(cfg: Config) -> List[dict]:
     """The config's test pipeline steps, without ``LoadImageFromFile``.
 
     Args:
@@ -486,7 +486,7 @@ def build_test_pipeline(cfg: Config) -> Callable[[dict], dict]:
         ConfigError: The config has no test pipeline, or a step of it
             cannot be built.
     """
-    return Compose(_build_transforms(test_pipeline_config(cfg)))
+    return Compose(_build_transforms(read_test_pipeline(cfg)))
 
 
 def build_view_pipeline(
@@ -509,7 +509,7 @@ def build_view_pipeline(
     """
     if view is None or view.plain:
         return build_test_pipeline(cfg)
-    base = test_pipeline_config(cfg)
+    base = read_test_pipeline(cfg)
     if view.whole_image:
         base = whole_image_pipeline(base, view.input_size)
     return ViewsPipeline(

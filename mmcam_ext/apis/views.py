@@ -164,7 +164,7 @@ def _native_size(pipeline: Sequence[dict]) -> int:
     raise ConfigError(
         'The test pipeline has no crop or resize step '
         f'({", ".join(CROP_STEPS + RESIZE_STEPS)}), so the input size for '
-        'the whole image is unknown; give input_size (--input-size).'
+        'the whole image is unknown; give input_size.'
     )
 
 
@@ -267,8 +267,8 @@ def check_any_input_size(model: nn.Module) -> None:
                 f'{type(backbone).__name__} runs at its config\'s input size '
                 f'only ({why}), so the whole image (or another scale) cannot '
                 'be fed. Use the config\'s pipeline: drop whole_image and '
-                'scales (--whole-image, --scales).',
-                option='whole_image',
+                'scales.',
+                option='scales',
             )
 
 
@@ -364,7 +364,7 @@ def _center_crop_step(step, before, after, old, new) -> Tuple[tuple, tuple]:
             raise ConfigError(
                 f'{type(step).__name__} did not crop at ({x}, {y}) as '
                 'mmcv.CenterCrop does; the input cannot be mapped back to '
-                'the photo: use draw_on="input" (--draw-on input).'
+                'the photo: use draw_on=\'input\'.'
             )
     return (1.0, 1.0), (float(y), float(x))
 
@@ -442,7 +442,7 @@ class FramedPipeline:
             f'The test pipeline step {type(step).__name__} changes the image '
             f'size ({old[1]}x{old[0]} -> {new[1]}x{new[0]}) in a way '
             'mmcam_ext cannot map back to the photo (known: '
-            f'{", ".join(GEOMETRY)}); use draw_on="input" (--draw-on input).'
+            f'{", ".join(GEOMETRY)}); use draw_on=\'input\'.'
         )
 
 
