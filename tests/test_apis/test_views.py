@@ -12,6 +12,7 @@ from mmcam_ext.apis import CAMEngine, CAMInferencer
 from mmcam_ext.apis.data import build_view_pipeline, read_test_pipeline
 from mmcam_ext.apis.views import (
     CROP_STEPS,
+    FIXED_INPUT_FAMILIES,
     FramedPipeline,
     InputFrame,
     ViewOptions,
@@ -20,7 +21,7 @@ from mmcam_ext.apis.views import (
     to_original,
     whole_image_pipeline,
 )
-from mmcam_ext.errors import ConfigError, InputError
+from mmcam_ext.errors import ConfigError, InputError, ModelError
 from mmcam_ext.utils.config import config_path
 from tests.helpers.bright_model import bright_model, photo
 from tests.helpers.models import mmpretrain_config
@@ -315,3 +316,35 @@ def test_attention_rollout_at_two_scales_equals_by_hand():
                         'mean')
     for name, ref in fused.items():
         np.testing.assert_allclose(r['maps'][name], ref, atol=1e-4)
+
+
+# ---------------------------------------------------------- fixed sizes
+FIXED = {
+    'LeViT': 'levit/levit-128s_8xb256_in1k.py',
+    'EfficientFormer': 'efficientformer/efficientformer-l1_8xb128_in1k.py',
+    'HiViT': 'hivit/hivit-tiny-p16_16xb64_in1k.py',
+    'TNT': 'tnt/tnt-s-p16_16xb64_in1k.py',
+}
+
+
+def test_fixed_size_family_is_refused_with_the_reason():
+    from tests.helpers.models import build_classifier
+
+    model = build_classifier(mmpretrain_config(FIXED['LeViT']))
+    with pytest.raises(ModelError, match='LeViT runs at') as info:
+        CAMInferencer(model, view=ViewOptions(whole_image=True))
+    assert 'drop whole_image' in str(info.value)
+    CAMInferencer(model)  # the config's own pipeline is fine
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('family', sorted(FIXED))
+def test_listed_families_really_refuse_other_sizes(family):
+    from tests.helpers.models import build_classifier
+
+    assert family in FIXED_INPUT_FAMILIES
+    model = build_classifier(mmpretrain_config(FIXED[family]))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 224, 224), mode='tensor')
+        with pytest.raises((RuntimeError, AssertionError)):
+            model(torch.randn(1, 3, 224, 320), mode='tensor')
