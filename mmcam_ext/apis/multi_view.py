@@ -45,9 +45,7 @@ def group_by_shape(
     chunks = []
     for shape, members in groups.items():
         size = max(1, max_pixels // int(np.prod(shape[-2:])))
-        chunks += [
-            members[k : k + size] for k in range(0, len(members), size)
-        ]
+        chunks += [members[k : k + size] for k in range(0, len(members), size)]
     return chunks
 
 
@@ -122,7 +120,9 @@ def _photo_row(batch: dict, i: int, scales: List[List[Row]], view) -> Row:
     else:
         image = to_rgb(views[0]['inputs'].cpu().numpy(), 'bgr')
         box = None
-    flags = blank_flags({m: torch.from_numpy(v)[None] for m, v in maps.items()})
+    flags = blank_flags(
+        {m: torch.from_numpy(v)[None] for m, v in maps.items()}
+    )
     return dict(
         first,
         img_path=batch['img_path'][i],

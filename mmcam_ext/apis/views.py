@@ -16,7 +16,7 @@ the crop. This module
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -121,7 +121,7 @@ class ViewOptions:
             )
         if self.draw_on == 'input' and len(self.scales) > 1:
             raise InputError(
-                'Maps of several scales are fused on the photo\'s grid: '
+                "Maps of several scales are fused on the photo's grid: "
                 "draw_on='input' does not apply; leave it unset or use "
                 "'original'.",
                 option='draw_on',
@@ -264,9 +264,9 @@ def check_any_input_size(model: nn.Module) -> None:
         why = FIXED_INPUT_FAMILIES.get(cls.__name__)
         if why:
             raise ModelError(
-                f'{type(backbone).__name__} runs at its config\'s input size '
+                f"{type(backbone).__name__} runs at its config's input size "
                 f'only ({why}), so the whole image (or another scale) cannot '
-                'be fed. Use the config\'s pipeline: drop whole_image and '
+                "be fed. Use the config's pipeline: drop whole_image and "
                 'scales.',
                 option='scales',
             )
@@ -309,7 +309,7 @@ class InputFrame:
         """
         return InputFrame(
             self.ori_shape,
-            tuple(shape or self.input_shape),  # type: ignore[arg-type]
+            tuple(shape or self.input_shape),
             (self.scale[0] * scale[0], self.scale[1] * scale[1]),
             (
                 self.offset[0] + offset[0] / self.scale[0],
@@ -364,7 +364,7 @@ def _center_crop_step(step, before, after, old, new) -> Tuple[tuple, tuple]:
             raise ConfigError(
                 f'{type(step).__name__} did not crop at ({x}, {y}) as '
                 'mmcv.CenterCrop does; the input cannot be mapped back to '
-                'the photo: use draw_on=\'input\'.'
+                "the photo: use draw_on='input'."
             )
     return (1.0, 1.0), (float(y), float(x))
 
@@ -442,7 +442,7 @@ class FramedPipeline:
             f'The test pipeline step {type(step).__name__} changes the image '
             f'size ({old[1]}x{old[0]} -> {new[1]}x{new[0]}) in a way '
             'mmcam_ext cannot map back to the photo (known: '
-            f'{", ".join(GEOMETRY)}); use draw_on=\'input\'.'
+            f"{', '.join(GEOMETRY)}); use draw_on='input'."
         )
 
 
@@ -463,13 +463,10 @@ def to_original(maps: torch.Tensor, frame: InputFrame) -> torch.Tensor:
     """
     lead, (h, w) = maps.shape[:-2], maps.shape[-2:]
     height, width = frame.ori_shape
-    grids = []
-    for size, n, scale, offset in zip(
-        (h, w), (height, width), frame.scale, frame.offset
-    ):
-        centres = torch.arange(n, dtype=torch.float64) + 0.5
-        grids.append((centres - offset) * scale)  # input edge coordinates
-    gy, gx = grids
+    gy, gx = (
+        (torch.arange(n, dtype=torch.float64) + 0.5 - offset) * scale
+        for n, scale, offset in zip((height, width), frame.scale, frame.offset)
+    )  # photo pixel centres in input edge coordinates
     inside = ((gy >= 0) & (gy <= h))[:, None] & ((gx >= 0) & (gx <= w))
     grid = torch.stack(
         torch.broadcast_tensors(

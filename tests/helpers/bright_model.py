@@ -42,9 +42,7 @@ def bright_config() -> Config:
                 type='ImageClassifier',
                 backbone=dict(type='BrightBackbone'),
                 neck=dict(type='GlobalAveragePooling'),
-                head=dict(
-                    type='LinearClsHead', num_classes=2, in_channels=1
-                ),
+                head=dict(type='LinearClsHead', num_classes=2, in_channels=1),
             ),
             data_preprocessor=dict(
                 num_classes=2,

@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmpretrain.registry import TRANSFORMS
 
 from mmcam_ext.apis import CAMEngine, CAMInferencer
-from mmcam_ext.apis.data import build_view_pipeline, read_test_pipeline
+from mmcam_ext.apis.data import read_test_pipeline
 from mmcam_ext.apis.views import (
     CROP_STEPS,
     FIXED_INPUT_FAMILIES,
@@ -51,7 +51,9 @@ def _config(rel: str) -> Config:
 
 def _run(pipeline_cfg, img):
     framed = FramedPipeline([TRANSFORMS.build(t) for t in pipeline_cfg])
-    return framed(dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
+    return framed(
+        dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+    )
 
 
 @pytest.mark.parametrize('rel', sorted(CONFIGS))
@@ -63,8 +65,9 @@ def test_whole_image_pipeline_of_real_configs(rel):
     assert types.count('ResizeEdge') == 1 and 'Resize' not in types
     (resize,) = [s for s in whole if s['type'] == 'ResizeEdge']
     assert resize['scale'] == CONFIGS[rel] and resize['edge'] == 'short'
-    first = next(s for s in steps if s['type'] in ('ResizeEdge', 'Resize',
-                                                    *CROP_STEPS))
+    first = next(
+        s for s in steps if s['type'] in ('ResizeEdge', 'Resize', *CROP_STEPS)
+    )
     for key in ('backend', 'interpolation'):
         assert resize.get(key) == first.get(key)
     assert types[-1] == 'PackInputs'
@@ -86,8 +89,11 @@ def test_scaled_pipeline_doubles_the_input(rel):
 
 
 def test_whole_image_pipeline_input_size_and_no_size():
-    steps = [dict(type='ResizeEdge', scale=80), dict(type='CenterCrop',
-             crop_size=64), dict(type='PackInputs')]
+    steps = [
+        dict(type='ResizeEdge', scale=80),
+        dict(type='CenterCrop', crop_size=64),
+        dict(type='PackInputs'),
+    ]
     assert whole_image_pipeline(steps, 96)[0]['scale'] == 96
     with pytest.raises(ConfigError, match='input_size'):
         whole_image_pipeline([dict(type='PackInputs')])
@@ -102,9 +108,13 @@ def _square_centre_in_input(inputs: torch.Tensor):
 
 
 @pytest.mark.parametrize(
-    'rel', ['resnet/resnet18_8xb32_in1k.py', 'efficientnet/'
-            'efficientnet-b0_8xb32_in1k.py', 'repmlp/repmlp-base_8xb64_in1k.py',
-            'demo']
+    'rel',
+    [
+        'resnet/resnet18_8xb32_in1k.py',
+        'efficientnet/efficientnet-b0_8xb32_in1k.py',
+        'repmlp/repmlp-base_8xb64_in1k.py',
+        'demo',
+    ],
 )
 def test_frame_maps_input_pixels_back_to_the_photo(rel):
     """A square's centre seen in the input lands on its photo centre."""
@@ -123,8 +133,11 @@ def test_frame_maps_input_pixels_back_to_the_photo(rel):
 
 def test_frame_box_of_a_centre_crop():
     out = _run(
-        [dict(type='ResizeEdge', scale=80), dict(type='CenterCrop',
-         crop_size=64), dict(type='PackInputs')],
+        [
+            dict(type='ResizeEdge', scale=80),
+            dict(type='CenterCrop', crop_size=64),
+            dict(type='PackInputs'),
+        ],
         np.zeros((70, 90, 3), np.uint8),
     )
     # 90x70 -> 102x80 (int(80 * 90 / 70)), crop 64 at x = 19, y = 8
@@ -147,10 +160,12 @@ def test_unknown_resizing_step_is_refused():
 def test_to_original_equals_interpolate_for_a_resize():
     maps = torch.rand(2, 3, 13, 17)
     frame = InputFrame((40, 50), (13, 17), (13 / 40, 17 / 50))
-    ref = F.interpolate(maps, size=(40, 50), mode='bilinear',
-                        align_corners=False)
-    torch.testing.assert_close(to_original(maps, frame), ref, atol=1e-5,
-                               rtol=0)
+    ref = F.interpolate(
+        maps, size=(40, 50), mode='bilinear', align_corners=False
+    )
+    torch.testing.assert_close(
+        to_original(maps, frame), ref, atol=1e-5, rtol=0
+    )
 
 
 def test_to_original_places_a_crop_and_zeros_the_rest():
@@ -171,8 +186,9 @@ def test_fuse_scales_mean_and_max():
         torch.testing.assert_close(
             fuse_scales([a, b], fusion), (ref - low) / (1e-7 + high - low)
         )
-    torch.testing.assert_close(fuse_scales([a, b], 'max', False),
-                               torch.maximum(a, b))
+    torch.testing.assert_close(
+        fuse_scales([a, b], 'max', False), torch.maximum(a, b)
+    )
 
 
 @pytest.mark.parametrize(
@@ -237,10 +253,9 @@ def test_map_peaks_on_the_square_in_photo_coordinates(bright, view):
 
 
 def test_draw_on_input_keeps_the_input_frame(bright):
-    res = CAMInferencer(bright, view=ViewOptions(whole_image=True,
-                                                 draw_on='input'))(
-        photo(120, 160, INSIDE), targets=0
-    )[0]
+    res = CAMInferencer(
+        bright, view=ViewOptions(whole_image=True, draw_on='input')
+    )(photo(120, 160, INSIDE), targets=0)[0]
     assert res['image'].shape == (64, 85, 3)  # short edge 64, aspect kept
     x, y = _peak(res['maps']['GradCAM'][0])  # pixel centres, in the photo
     assert _inside(((x + 0.5) * 160 / 85, (y + 0.5) * 120 / 64), INSIDE)
@@ -253,27 +268,38 @@ def _by_hand(model, img, sizes, methods, fusion, topk=1):
     height, width = img.shape[:2]
     per_scale, targets = [], None
     for short in sizes:
-        size = (int(short * width / height), short) if width > height else (
-            short, int(short * height / width))
+        size = (
+            (int(short * width / height), short)
+            if width > height
+            else (short, int(short * height / width))
+        )
         resized = mmcv.imresize(img, size)
         inputs = torch.from_numpy(resized).permute(2, 0, 1)[None]
         data = model.data_preprocessor(dict(inputs=[inputs[0]]), False)
-        res = engine.explain(data['inputs'], methods, targets=targets,
-                             topk=topk)
+        res = engine.explain(
+            data['inputs'], methods, targets=targets, topk=topk
+        )
         targets = torch.as_tensor(res.targets)
-        per_scale.append({
-            m: F.interpolate(torch.from_numpy(v), size=(height, width),
-                             mode='bilinear', align_corners=False)[0]
-            for m, v in res.maps.items()
-        })
+        per_scale.append(
+            {
+                m: F.interpolate(
+                    torch.from_numpy(v),
+                    size=(height, width),
+                    mode='bilinear',
+                    align_corners=False,
+                )[0]
+                for m, v in res.maps.items()
+            }
+        )
     fused = {}
     for m in per_scale[0]:
         stack = torch.stack([p[m] for p in per_scale])
         value = stack.mean(0) if fusion == 'mean' else stack.amax(0)
         flat = value.flatten(1)
         low, high = flat.min(1).values, flat.max(1).values
-        fused[m] = ((value - low[:, None, None])
-                    / (1e-7 + (high - low)[:, None, None])).numpy()
+        fused[m] = (
+            (value - low[:, None, None]) / (1e-7 + (high - low)[:, None, None])
+        ).numpy()
     return fused, targets
 
 
@@ -283,17 +309,19 @@ def test_multi_scale_equals_each_scale_by_hand(small_setup, fusion):
     inferencer = CAMInferencer(
         small_setup['config'],
         pretrained=small_setup['ckpt'],
-        view=ViewOptions(whole_image=True, scales=(1, 2),
-                         scale_fusion=fusion),
+        view=ViewOptions(whole_image=True, scales=(1, 2), scale_fusion=fusion),
     )
     rng = np.random.default_rng(1)
-    imgs = [rng.integers(0, 255, s, dtype=np.uint8)
-            for s in [(70, 90, 3), (96, 80, 3), (70, 90, 3)]]
+    imgs = [
+        rng.integers(0, 255, s, dtype=np.uint8)
+        for s in [(70, 90, 3), (96, 80, 3), (70, 90, 3)]
+    ]
     methods = ('gradcam', 'layercam')
     res = inferencer(imgs, methods, topk=2, batch_size=3)
     for img, r in zip(imgs, res):
-        fused, targets = _by_hand(inferencer.model, img, (64, 128),
-                                  methods, fusion, topk=2)
+        fused, targets = _by_hand(
+            inferencer.model, img, (64, 128), methods, fusion, topk=2
+        )
         np.testing.assert_array_equal(r['targets'], targets[0])
         for name, ref in fused.items():
             assert r['maps'][name].shape == (2, *img.shape[:2])
@@ -306,14 +334,16 @@ def test_attention_rollout_at_two_scales_equals_by_hand():
 
     model = build_classifier('deit-tiny_4xb256_in1k')
     model._config.test_dataloader.dataset.pipeline = [
-        dict(type='ResizeEdge', scale=80), dict(type='CenterCrop',
-        crop_size=64), dict(type='PackInputs')]
-    inferencer = CAMInferencer(model, view=ViewOptions(
-        whole_image=True, scales=(1, 2)))
+        dict(type='ResizeEdge', scale=80),
+        dict(type='CenterCrop', crop_size=64),
+        dict(type='PackInputs'),
+    ]
+    inferencer = CAMInferencer(
+        model, view=ViewOptions(whole_image=True, scales=(1, 2))
+    )
     img = np.random.default_rng(2).integers(0, 255, (70, 90, 3), np.uint8)
     (r,) = inferencer(img, ('rollout', 'gradcam'))
-    fused, _ = _by_hand(model, img, (64, 128), ('rollout', 'gradcam'),
-                        'mean')
+    fused, _ = _by_hand(model, img, (64, 128), ('rollout', 'gradcam'), 'mean')
     for name, ref in fused.items():
         np.testing.assert_allclose(r['maps'][name], ref, atol=1e-4)
 

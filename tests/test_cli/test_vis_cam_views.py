@@ -14,25 +14,39 @@ SHAPES = [(70, 90), (96, 80), (80, 80)]  # the photos of small_setup
 
 def _main(small_setup, *flags):
     return vis_cam.main(
-        [small_setup['img_dir'], small_setup['config'], small_setup['ckpt'],
-         *map(str, flags)]
+        [
+            small_setup['img_dir'],
+            small_setup['config'],
+            small_setup['ckpt'],
+            *map(str, flags),
+        ]
     )
 
 
 def test_whole_image_maps_on_each_photo(small_setup, tmp_path):
     out = tmp_path / 'out'
-    code = _main(small_setup, '--whole-image', '--scales', '1', '2',
-                 '--save-raw', '--out-dir', out)
+    code = _main(
+        small_setup,
+        '--whole-image',
+        '--scales',
+        '1',
+        '2',
+        '--save-raw',
+        '--out-dir',
+        out,
+    )
     assert code == 0
     reference = CAMInferencer(
-        small_setup['config'], pretrained=small_setup['ckpt'],
+        small_setup['config'],
+        pretrained=small_setup['ckpt'],
         view=ViewOptions(whole_image=True, scales=(1, 2)),
     )(small_setup['img_dir'])
     for i, (shape, res) in enumerate(zip(SHAPES, reference)):
         ((row, saved),) = load_cams(out / 'raw', i, 'GradCAM')
         assert saved.shape == shape
-        np.testing.assert_allclose(saved, res['maps']['GradCAM'][0],
-                                   atol=2**-11)
+        np.testing.assert_allclose(
+            saved, res['maps']['GradCAM'][0], atol=2**-11
+        )
         grid = mmcv.imread(str(out / f'img{i}_cam.png'))
         assert grid.shape[0] >= shape[0]  # drawn at the photo's size
 
