@@ -439,7 +439,9 @@ class CAMInferencer:
             maps align with: the model input, or the photo when the maps
             are drawn on it), ``view_box`` (the part of the photo the model
             saw, ``(x0, y0, x1, y1)``, when maps are on the photo and the
-            model saw only part of it; else None), ``maps`` and
+            model saw only part of it; else None), ``frames`` (with a
+            ``view``: one :class:`~mmcam_ext.apis.views.InputFrame` per
+            scale, where its input lies in the photo), ``maps`` and
             ``raw_maps`` (``{method: (K, H, W)}``), ``blank`` (``{method:
             (K,) bool}``, True where that map is zero everywhere),
             ``target_layers``, ``targets``, ``target_scores``,

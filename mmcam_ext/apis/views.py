@@ -424,10 +424,8 @@ class FramedPipeline:
             data = step(data)
             new = _hw(data)
             if new != old:
-                frame = frame.then(*self._rule(step, before, data, old, new))
-                frame = InputFrame(
-                    frame.ori_shape, new, frame.scale, frame.offset
-                )
+                scale, offset = self._rule(step, before, data, old, new)
+                frame = frame.then(scale, offset, new)
         data['frame'] = frame
         return data
 
