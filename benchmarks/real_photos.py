@@ -162,10 +162,12 @@ def pointing_table(
     return table
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def _timed(fn: Callable[[], object]) -> Tuple[float, float]:
+    """Wall and CPU seconds of this process (all its threads) of ``fn()``:
+    CPU time is less disturbed by other jobs on a shared machine."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def scale_cost(
@@ -177,8 +179,9 @@ def scale_cost(
 ) -> Dict[str, List[float]]:
     """Seconds of ``scales=(1, 2)`` and of scales 1 and 2 alone, per round.
 
-    The three runs alternate within each round (after one untimed round),
-    each explaining every photo for its objects' classes with Grad-CAM.
+    The three runs alternate within each round, in an order rotated from
+    round to round (after one untimed round), each explaining every photo
+    for its first object's class with Grad-CAM.
 
     Args:
         config (str): The demo config.
@@ -189,7 +192,8 @@ def scale_cost(
 
     Returns:
         dict: ``{'scales 1 2', 'scale 1', 'scale 2', 'ratio'}`` -> one
-        value per round (ratio = multi-scale / sum of the single runs).
+        value per round (ratio = multi-scale / sum of the single runs),
+        wall seconds; the same keys with `` (CPU)`` in process CPU seconds.
     """
     runs = {
         name: CAMInferencer(
@@ -203,20 +207,26 @@ def scale_cost(
     }
     photos = list(dict.fromkeys(o.path for o in objects))
     targets = [[o.label for o in objects if o.path == p][:1] for p in photos]
-    times: Dict[str, List[float]] = {name: [] for name in runs}
+    times: Dict[str, List[float]] = {}
+    names = list(runs)
     for rnd in range(rounds + 1):
-        for name, inferencer in runs.items():
-            seconds = _timed(
+        for name in names[rnd % 3 :] + names[: rnd % 3]:  # rotate the order
+            inferencer = runs[name]
+            wall, cpu = _timed(
                 lambda inf=inferencer: inf(photos, targets=targets)
             )
             if rnd:
-                times[name].append(seconds)
-    times['ratio'] = [
-        m / (a + b)
-        for m, a, b in zip(
-            times['scales 1 2'], times['scale 1'], times['scale 2']
-        )
-    ]
+                times.setdefault(name, []).append(wall)
+                times.setdefault(f'{name} (CPU)', []).append(cpu)
+    for suffix in ('', ' (CPU)'):
+        times['ratio' + suffix] = [
+            m / (a + b)
+            for m, a, b in zip(
+                times['scales 1 2' + suffix],
+                times['scale 1' + suffix],
+                times['scale 2' + suffix],
+            )
+        ]
     return times
 
 
