@@ -9,6 +9,7 @@ from .data import (
     unique_prefix,
 )
 from .inferencer import CAMInferencer, build_model, load_weights
+from .views import ViewOptions
 
 __all__ = [
     'CAMEngine',
@@ -20,4 +21,5 @@ __all__ = [
     'list_images',
     'load_image',
     'unique_prefix',
+    'ViewOptions',
 ]

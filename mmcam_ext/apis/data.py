@@ -39,6 +39,13 @@ from ..errors import (
     MMCamError,
     ResourceLimitError,
 )
+from .views import (
+    FramedPipeline,
+    ViewOptions,
+    ViewsPipeline,
+    scale_pipeline,
+    whole_image_pipeline,
+)
 
 __all__ = [
     'ImageInput',
@@ -48,6 +55,8 @@ __all__ = [
     'list_images',
     'load_image',
     'build_test_pipeline',
+    'build_view_pipeline',
+    'read_test_pipeline',
     'CAMImageDataset',
     'collate_or_skip',
     'unique_prefix',
@@ -97,6 +106,9 @@ IMAGE_EXTENSIONS = (
     '.xbm',
     '.xpm',
 )
+
+#: Item keys of a views pipeline kept as one list entry per image.
+UNCOLLATED = ('views', 'ori_img', 'frame')
 
 
 @dataclass(frozen=True)
@@ -417,6 +429,47 @@ def load_image(
     return _decode_file(item, max_pixels)
 
 
+def read_test_pipeline(cfg: Config) -> List[dict]:
+    """The config's test pipeline steps, without ``LoadImageFromFile``.
+
+    Args:
+        cfg (Config): The model's config.
+
+    Returns:
+        list[dict]: The transform configs.
+
+    Raises:
+        ConfigError: The config has no test pipeline.
+    """
+    from mmpretrain.datasets import remove_transform
+
+    try:
+        pipeline_cfg = cfg.test_dataloader.dataset.pipeline
+    except (AttributeError, KeyError, TypeError):
+        raise ConfigError(
+            'The config has no test_dataloader.dataset.pipeline; '
+            'CAM inputs are prepared with the test pipeline.'
+        ) from None
+    if not isinstance(pipeline_cfg, (list, tuple)):
+        raise ConfigError(
+            'test_dataloader.dataset.pipeline must be a list of transforms, '
+            f'got {type(pipeline_cfg).__name__}.'
+        )
+    return list(remove_transform(pipeline_cfg, 'LoadImageFromFile'))
+
+
+def _build_transforms(pipeline_cfg: Sequence[dict]) -> List[Callable]:
+    from mmpretrain.registry import TRANSFORMS
+
+    try:
+        return [TRANSFORMS.build(t) for t in pipeline_cfg]
+    except Exception as err:  # registry / constructor errors of a step
+        raise ConfigError(
+            f'Cannot build the test pipeline: {type(err).__name__}: '
+            f'{" ".join(str(err).split())}'
+        ) from err
+
+
 def build_test_pipeline(cfg: Config) -> Callable[[dict], dict]:
     """The config's test pipeline without ``LoadImageFromFile``.
 
@@ -433,29 +486,38 @@ def build_test_pipeline(cfg: Config) -> Callable[[dict], dict]:
         ConfigError: The config has no test pipeline, or a step of it
             cannot be built.
     """
-    from mmpretrain.datasets import remove_transform
-    from mmpretrain.registry import TRANSFORMS
+    return Compose(_build_transforms(read_test_pipeline(cfg)))
 
-    try:
-        pipeline_cfg = cfg.test_dataloader.dataset.pipeline
-    except (AttributeError, KeyError, TypeError):
-        raise ConfigError(
-            'The config has no test_dataloader.dataset.pipeline; '
-            'CAM inputs are prepared with the test pipeline.'
-        ) from None
-    if not isinstance(pipeline_cfg, (list, tuple)):
-        raise ConfigError(
-            'test_dataloader.dataset.pipeline must be a list of transforms, '
-            f'got {type(pipeline_cfg).__name__}.'
-        )
-    pipeline_cfg = remove_transform(pipeline_cfg, 'LoadImageFromFile')
-    try:
-        return Compose([TRANSFORMS.build(t) for t in pipeline_cfg])
-    except Exception as err:  # registry / constructor errors of a step
-        raise ConfigError(
-            f'Cannot build the test pipeline: {type(err).__name__}: '
-            f'{" ".join(str(err).split())}'
-        ) from err
+
+def build_view_pipeline(
+    cfg: Config, view: Optional[ViewOptions] = None
+) -> Callable[[dict], dict]:
+    """The test pipeline as ``view`` asks (whole image, scales, frames).
+
+    Args:
+        cfg (Config): The model's config.
+        view (ViewOptions, optional): How photos are fed. Defaults to None
+            (the config's pipeline as it is: :func:`build_test_pipeline`).
+
+    Returns:
+        callable: ``dict -> dict``; with a non-plain ``view`` a
+        :class:`~mmcam_ext.apis.views.ViewsPipeline` whose output holds one
+        ``views`` entry (with its ``frame``) per scale and ``ori_img``.
+
+    Raises:
+        ConfigError: The config has no usable test pipeline.
+    """
+    if view is None or view.plain:
+        return build_test_pipeline(cfg)
+    base = read_test_pipeline(cfg)
+    if view.whole_image:
+        base = whole_image_pipeline(base, view.input_size)
+    return ViewsPipeline(
+        [
+            FramedPipeline(_build_transforms(scale_pipeline(base, s)))
+            for s in view.scales
+        ]
+    )
 
 
 class CAMImageDataset(Dataset):
@@ -511,7 +573,12 @@ class CAMImageDataset(Dataset):
                 f'The test pipeline fails on {_name(item, index)}: '
                 f'{type(err).__name__}: {" ".join(str(err).split())}'
             ) from err
-        inputs: Any = data.get('inputs')
+        for view in data.get('views', [data]):
+            self._check_input(view.get('inputs'), item, index)
+        return data
+
+    def _check_input(self, inputs: Any, item: ImageInput, index: int) -> None:
+        """Refuse a model input that is not a tensor or is too big."""
         if not hasattr(inputs, 'shape'):
             raise ConfigError(
                 'The test pipeline gives no image tensor (data["inputs"]); '
@@ -526,7 +593,6 @@ class CAMImageDataset(Dataset):
                 self.limits.max_input_pixels,
                 'max_input_pixels',
             )
-        return data
 
 
 def collate_or_skip(items: List[Dict]) -> Dict[str, Any]:
@@ -536,12 +602,21 @@ def collate_or_skip(items: List[Dict]) -> Dict[str, Any]:
         items (list[dict]): Items of :class:`CAMImageDataset`.
 
     Returns:
-        dict: ``batch`` (``pseudo_collate`` of the usable items, or None)
-        and ``failed`` (the items with an ``error``).
+        dict: ``batch`` (``pseudo_collate`` of the usable items, or None;
+        the per-view entries of :data:`UNCOLLATED` as plain lists) and
+        ``failed`` (the items with an ``error``).
     """
     good = [d for d in items if 'error' not in d]
     failed = [d for d in items if 'error' in d]
-    return dict(batch=pseudo_collate(good) if good else None, failed=failed)
+    if not good:
+        return dict(batch=None, failed=failed)
+    batch = pseudo_collate(
+        [{k: v for k, v in d.items() if k not in UNCOLLATED} for d in good]
+    )
+    for key in UNCOLLATED:
+        if key in good[0]:
+            batch[key] = [d[key] for d in good]
+    return dict(batch=batch, failed=failed)
 
 
 def unique_prefix(

@@ -44,9 +44,12 @@ from .data import (
     ImageInput,
     InputLimits,
     build_test_pipeline,
+    build_view_pipeline,
     collate_or_skip,
     list_images,
 )
+from .multi_view import explain_views
+from .views import ViewOptions, check_any_input_size
 
 __all__ = [
     'CAMInferencer',
@@ -326,6 +329,11 @@ class CAMInferencer:
             matching part with a warning. Defaults to True.
         limits (InputLimits, optional): Size limits of decoded images and
             of the model input. Defaults to ``InputLimits()``.
+        view (ViewOptions, optional): Feed the whole photo instead of the
+            config's crop, explain it at several scales, draw on the photo
+            (see :class:`~mmcam_ext.apis.views.ViewOptions` and
+            ``docs/whole_image.md``). Defaults to None (the config's test
+            pipeline, maps on the model input).
 
     Raises:
         MMCamError: A typed error naming the config, checkpoint, device or
@@ -341,8 +349,10 @@ class CAMInferencer:
         num_extra_tokens: Optional[int] = None,
         strict: bool = True,
         limits: Optional[InputLimits] = None,
+        view: Optional[ViewOptions] = None,
     ) -> None:
         self.limits = limits or InputLimits()
+        self.view = view or ViewOptions()
         check_int(self.limits.max_image_pixels, 'max_image_pixels', 1)
         check_int(self.limits.max_input_pixels, 'max_input_pixels', 1)
         _check_model_arg(model)
@@ -359,7 +369,9 @@ class CAMInferencer:
                 'or pass the config instead of the module.',
                 option='model',
             )
-        self.pipeline = build_test_pipeline(self.config)
+        if self.view.whole_image or self.view.multi_scale:
+            check_any_input_size(self.model)
+        self.pipeline = build_view_pipeline(self.config, self.view)
         self.classes = _classes(self.model)
         self.engine = CAMEngine(self.model, target_layers, num_extra_tokens)
 
@@ -423,8 +435,13 @@ class CAMInferencer:
                 to False.
 
         Yields:
-            dict: Per image: ``img_path``, ``image`` (RGB uint8 after the
-            test pipeline, what the maps align with), ``maps`` and
+            dict: Per image: ``img_path``, ``image`` (RGB uint8, what the
+            maps align with: the model input, or the photo when the maps
+            are drawn on it), ``view_box`` (the part of the photo the model
+            saw, ``(x0, y0, x1, y1)``, when maps are on the photo and the
+            model saw only part of it; else None), ``frames`` (with a
+            ``view``: one :class:`~mmcam_ext.apis.views.InputFrame` per
+            scale, where its input lies in the photo), ``maps`` and
             ``raw_maps`` (``{method: (K, H, W)}``), ``blank`` (``{method:
             (K,) bool}``, True where that map is zero everywhere),
             ``target_layers``, ``targets``, ``target_scores``,
@@ -506,6 +523,9 @@ class CAMInferencer:
         self, batch: dict, targets, options: dict
     ) -> Iterator[dict]:
         """Explain one collated batch; split it by image size and limit."""
+        if not self.view.plain:
+            yield from self._explain_views(batch, targets, options)
+            return
         shapes = {tuple(x.shape) for x in batch['inputs']}
         if len(shapes) > 1:
             print_log(
@@ -520,6 +540,24 @@ class CAMInferencer:
         for start in range(0, num, size):
             part = {k: v[start : start + size] for k, v in batch.items()}
             yield from self._explain_chunk(part, targets, options)
+
+    def _explain_views(
+        self, batch: dict, targets, options: dict
+    ) -> Iterator[dict]:
+        """Explain one batch through its views (whole image, scales)."""
+        preprocessor = self.model.data_preprocessor
+        assert isinstance(preprocessor, nn.Module)  # MMEngine's BaseModel
+        rows = explain_views(
+            self.engine,
+            preprocessor,
+            batch,
+            targets,
+            options,
+            self.view,
+            self.limits.max_input_pixels,
+        )
+        for row in rows:
+            yield self._with_names(row)
 
     def _explain_chunk(
         self, batch: dict, targets, options: dict
@@ -549,7 +587,13 @@ class CAMInferencer:
             target_scores=res.target_scores[i],
             pred_label=int(res.pred_labels[i]),
             pred_score=float(res.pred_scores[i]),
+            view_box=None,
         )
+        return self._with_names(out)
+
+    def _with_names(self, out: dict) -> dict:
+        """``out`` with ``pred_class`` and ``target_classes`` where the
+        model has class names."""
         if self.classes is not None:
             out['pred_class'] = self._name(out['pred_label'])
             out['target_classes'] = [self._name(t) for t in out['targets']]

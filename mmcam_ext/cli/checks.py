@@ -6,6 +6,7 @@ exists.
 """
 
 import argparse
+import math
 import os
 import os.path as osp
 import sys
@@ -16,6 +17,7 @@ from ..errors import InputError, OutputError
 
 __all__ = [
     'int_at_least',
+    'positive_float',
     'check_display',
     'check_output_dir',
     'check_save_path',
@@ -24,6 +26,27 @@ __all__ = [
 
 # Platforms whose windows need an X11 or Wayland display.
 _DISPLAY_PLATFORMS = ('linux', 'freebsd', 'openbsd', 'netbsd', 'sunos')
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type`` for finite numbers ``> 0``.
+
+    Args:
+        text (str): The argument.
+
+    Returns:
+        float: The number; argparse reports a bad one with usage and exit
+        code 2.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected a number, got {text!r}'
+        ) from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f'must be > 0, got {text}')
+    return value
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

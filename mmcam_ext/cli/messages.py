@@ -26,6 +26,10 @@ VIS_CAM_FLAGS: Dict[str, str] = {
     'topk': '--topk',
     'aug_smooth': '--aug-smooth',
     'eigen_smooth': '--eigen-smooth',
+    'whole_image': '--whole-image',
+    'input_size': '--input-size',
+    'scale_fusion': '--scale-fusion',
+    'draw_on': '--draw-on',
 }
 #: API names that are also plain words: translated only in an error whose
 #: ``option`` is that argument.
@@ -33,6 +37,7 @@ VIS_CAM_OPTION_FLAGS: Dict[str, str] = {
     'methods': '--method',
     'targets': '--target-category',
     'device': '--device',
+    'scales': '--scales',
 }
 
 

@@ -34,6 +34,7 @@ from mmcam_ext.apis.checks import (
 )
 from mmcam_ext.apis.data import InputLimits, unique_prefix
 from mmcam_ext.apis.inferencer import load_config
+from mmcam_ext.apis.views import ViewOptions
 from mmcam_ext.errors import (
     InputError,
     MMCamError,
@@ -58,6 +59,7 @@ from .checks import (
     class_arg,
     ensure_dir,
     int_at_least,
+    positive_float,
 )
 from .messages import cli_message, report
 
@@ -67,6 +69,8 @@ PROG = 'vis_cam.py'
 #: stderr); done, but some inputs were skipped (see --skip-bad-images).
 EXIT_OK, EXIT_USAGE, EXIT_SKIPPED = 0, 2, 3
 LIMITS = InputLimits()
+#: RGB colour of the box marking the part of the photo the model saw.
+BOX_COLOR = (255, 255, 255)
 
 
 class CfgOptionsAction(DictAction):
@@ -252,7 +256,71 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action=CfgOptionsAction,
         help='Override config settings, xxx=yyy format',
     )
+    add_view_args(parser)
     return parser.parse_args(argv)
+
+
+def add_view_args(parser: argparse.ArgumentParser) -> None:
+    """The whole-image and multi-scale flags (see docs/whole_image.md).
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+    """
+    group = parser.add_argument_group('whole image and scales')
+    group.add_argument(
+        '--whole-image',
+        action='store_true',
+        help="Feed the whole photo: the test pipeline's crop is replaced by "
+        'a resize that keeps the aspect ratio (short edge at the crop '
+        'size, or --input-size); maps are drawn on the photo',
+    )
+    group.add_argument(
+        '--input-size',
+        type=int_at_least(8),
+        help='Short edge of the model input with --whole-image; default: '
+        "the config's crop size",
+    )
+    group.add_argument(
+        '--scales',
+        nargs='+',
+        type=positive_float,
+        default=[1.0],
+        help='Explain the photo at each scale (every pipeline size times '
+        'the scale) and fuse the maps on the photo, e.g. --scales 1 2',
+    )
+    group.add_argument(
+        '--scale-fusion',
+        choices=('mean', 'max'),
+        default='mean',
+        help='How the maps of --scales are fused',
+    )
+    group.add_argument(
+        '--draw-on',
+        choices=('input', 'original'),
+        help='Draw on the model input or on the original photo at its own '
+        'resolution (the part the model saw is boxed); default: original '
+        'with --whole-image or --scales, else input',
+    )
+
+
+def view_options(args: argparse.Namespace) -> ViewOptions:
+    """The :class:`ViewOptions` of the parsed flags.
+
+    Args:
+        args (argparse.Namespace): The parsed arguments.
+
+    Returns:
+        ViewOptions: How photos are fed and where maps are drawn.
+    """
+    if args.input_size is not None and not args.whole_image:
+        raise InputError('--input-size applies with --whole-image only.')
+    return ViewOptions(
+        whole_image=args.whole_image,
+        input_size=args.input_size,
+        scales=tuple(args.scales),
+        scale_fusion=args.scale_fusion,
+        draw_on=args.draw_on,
+    )
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -407,7 +475,7 @@ def save_result(
     draw = partial(
         _draw_grid,
         vis,
-        res['image'],
+        drawn_image(res),
         res['raw_maps'] if args.signed else res['maps'],
         res['targets'],
         res['target_scores'],
@@ -424,6 +492,30 @@ def save_result(
         return draw()
     writer.submit(draw)
     return None
+
+
+def drawn_image(res: dict) -> np.ndarray:
+    """The picture the maps are drawn on: the result's image, with the part
+    of the photo the model saw boxed when it saw only part of it.
+
+    Args:
+        res (dict): One result of :meth:`CAMInferencer.iter_results`.
+
+    Returns:
+        np.ndarray: ``HxWx3`` uint8 RGB (a copy when a box is drawn).
+    """
+    box = res.get('view_box')
+    if box is None:
+        return res['image']
+    import cv2
+
+    image = np.ascontiguousarray(res['image']).copy()
+    thickness = max(1, round(min(image.shape[:2]) / 200))
+    x0, y0, x1, y1 = box
+    cv2.rectangle(
+        image, (x0, y0), (x1 - 1, y1 - 1), BOX_COLOR, thickness=thickness
+    )
+    return image
 
 
 def _draw_grid(*args, out_file: str, **kwargs) -> np.ndarray:
@@ -673,6 +765,7 @@ def run(args) -> int:
         args.method, parse_method_options(args.method_options)
     )
     methods = [m.name for m in check_methods(configs)]
+    view = view_options(args)
     caught: List[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -687,6 +780,7 @@ def run(args) -> int:
                 limits=InputLimits(
                     args.max_image_pixels, args.max_input_pixels
                 ),
+                view=view,
             )
     finally:  # also before an error the overrides may explain
         _replay_warnings(caught)

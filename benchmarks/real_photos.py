@@ -1,0 +1,300 @@
+"""Pointing game on real photos: config crop vs whole image vs scales.
+
+Photos shipped by installed packages (scikit-image, matplotlib), several
+objects each (some small, some near the border), boxed by hand once in
+``benchmarks/data/real_photo_boxes.json`` with the ImageNet class the demo
+model (EfficientNet-Lite0, real weights) predicts on the box crop. Every
+object is explained for its class; a hit is the map's peak, on the photo's
+grid, inside one of the object's boxes. Also times ``scales=(1, 2)``
+against the two single-scale runs (alternating rounds).
+"""
+
+import json
+import os.path as osp
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from mmcam_ext.apis import CAMInferencer
+from mmcam_ext.apis.views import ViewOptions
+from mmcam_ext.evaluation.localization import pointing_game
+
+__all__ = [
+    'BOXES_FILE',
+    'METHODS',
+    'SETTINGS',
+    'PhotoObject',
+    'TOLERANCE',
+    'load_objects',
+    'pointing_table',
+    'scale_cost',
+    'markdown_table',
+]
+
+BOXES_FILE = osp.join(osp.dirname(__file__), 'data', 'real_photo_boxes.json')
+METHODS = ('GradCAM', 'GradCAMPlusPlus', 'XGradCAM', 'LayerCAM')
+#: Column -> how the photos are fed (maps always on the photo's grid).
+SETTINGS: Dict[str, ViewOptions] = {
+    'config pipeline': ViewOptions(draw_on='original'),
+    'whole image': ViewOptions(whole_image=True),
+    'whole image, scales 1 2': ViewOptions(whole_image=True, scales=(1, 2)),
+}
+Box = Tuple[int, int, int, int]
+#: The pointing game's tolerance (Zhang et al., 2016), in photo pixels;
+#: the table gives strict hits and hits within it.
+TOLERANCE = 15
+SHORT = dict(
+    GradCAM='GC', GradCAMPlusPlus='GC++', XGradCAM='XGC', LayerCAM='LC'
+)
+
+
+@dataclass(frozen=True)
+class PhotoObject:
+    """One boxed object of one photo.
+
+    Args:
+        photo (str): The photo's name.
+        path (str): The photo file.
+        name (str): What the object is.
+        label (int): Its ImageNet-1k class.
+        boxes (tuple): ``(x0, y0, x1, y1)`` boxes (instances of the class).
+        area (float): Share of the photo its boxes cover.
+    """
+
+    photo: str
+    path: str
+    name: str
+    label: int
+    boxes: Tuple[Box, ...]
+    area: float
+
+
+def _package_file(package: str, rel: str) -> str:
+    module = __import__(package)
+    return osp.join(osp.dirname(module.__file__), rel)
+
+
+def load_objects(path: str = BOXES_FILE) -> List[PhotoObject]:
+    """The boxed objects of the photos that are installed.
+
+    Args:
+        path (str): The boxes file. Defaults to :data:`BOXES_FILE`.
+
+    Returns:
+        list[PhotoObject]: In file order.
+    """
+    import mmcv
+
+    with open(path) as f:
+        photos = json.load(f)['photos']
+    objects = []
+    for photo, entry in photos.items():
+        file = _package_file(*entry['source'])
+        height, width = mmcv.imread(file).shape[:2]
+        for obj in entry['objects']:
+            boxes = tuple(tuple(b) for b in obj['boxes'])
+            mask = np.zeros((height, width), bool)
+            for x0, y0, x1, y1 in boxes:
+                mask[y0:y1, x0:x1] = True
+            objects.append(
+                PhotoObject(
+                    photo,
+                    file,
+                    obj['name'],
+                    int(obj['class']),
+                    boxes,  # type: ignore[arg-type]
+                    float(mask.mean()),
+                )
+            )
+    return objects
+
+
+def _hits(
+    inferencer: CAMInferencer, objects: Sequence[PhotoObject], methods
+) -> Dict[str, List[int]]:
+    """Per method, per object: 2 (peak in a box), 1 (within
+    :data:`TOLERANCE` of one) or 0 (one pass per photo)."""
+    hits: Dict[str, List[int]] = {m: [] for m in methods}
+    photos = list(dict.fromkeys(o.path for o in objects))
+    for path in photos:
+        group = [o for o in objects if o.path == path]
+        (res,) = inferencer(path, methods, targets=[[o.label for o in group]])
+        for method in methods:
+            for k, obj in enumerate(group):
+                cam = res['maps'][method][k]
+                hits[method].append(
+                    max(
+                        2 * pointing_game(cam, box)
+                        or int(pointing_game(cam, box, TOLERANCE))
+                        for box in obj.boxes
+                    )
+                )
+    return hits
+
+
+def pointing_table(
+    config: str,
+    checkpoint: str,
+    objects: Sequence[PhotoObject],
+    methods: Sequence[str] = METHODS,
+    device: str = 'cpu',
+) -> Dict[str, Dict[str, List[int]]]:
+    """Hit flags per setting (:data:`SETTINGS`), method and object.
+
+    Args:
+        config (str): The demo config.
+        checkpoint (str): Its converted checkpoint.
+        objects (Sequence[PhotoObject]): From :func:`load_objects`.
+        methods (Sequence[str]): CAM methods. Defaults to :data:`METHODS`.
+        device (str): Where the model runs. Defaults to ``'cpu'``.
+
+    Returns:
+        dict: ``{setting: {method: [hit per object]}}``, a hit being 2
+        (peak in a box), 1 (within :data:`TOLERANCE`) or 0.
+    """
+    table = {}
+    for setting, view in SETTINGS.items():
+        inferencer = CAMInferencer(config, checkpoint, device, view=view)
+        table[setting] = _hits(inferencer, objects, methods)
+    return table
+
+
+def _timed(fn: Callable[[], object]) -> Tuple[float, float]:
+    """Wall and CPU seconds of this process (all its threads) of ``fn()``:
+    CPU time is less disturbed by other jobs on a shared machine."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def scale_cost(
+    config: str,
+    checkpoint: str,
+    objects: Sequence[PhotoObject],
+    rounds: int = 5,
+    device: str = 'cpu',
+) -> Dict[str, List[float]]:
+    """Seconds of ``scales=(1, 2)`` and of scales 1 and 2 alone, per round.
+
+    The three runs alternate within each round, in an order rotated from
+    round to round (after one untimed round), each explaining every photo
+    for its first object's class with Grad-CAM.
+
+    Args:
+        config (str): The demo config.
+        checkpoint (str): Its converted checkpoint.
+        objects (Sequence[PhotoObject]): From :func:`load_objects`.
+        rounds (int): Timed rounds. Defaults to 5.
+        device (str): Where the model runs. Defaults to ``'cpu'``.
+
+    Returns:
+        dict: ``{'scales 1 2', 'scale 1', 'scale 2', 'ratio'}`` -> one
+        value per round (ratio = multi-scale / sum of the single runs),
+        wall seconds; the same keys with `` (CPU)`` in process CPU seconds.
+    """
+    runs = {
+        name: CAMInferencer(
+            config, checkpoint, device, view=ViewOptions(True, scales=s)
+        )
+        for name, s in (
+            ('scales 1 2', (1, 2)),
+            ('scale 1', (1,)),
+            ('scale 2', (2,)),
+        )
+    }
+    photos = list(dict.fromkeys(o.path for o in objects))
+    targets = [[o.label for o in objects if o.path == p][:1] for p in photos]
+    times: Dict[str, List[float]] = {}
+    names = list(runs)
+    for rnd in range(rounds + 1):
+        for name in names[rnd % 3 :] + names[: rnd % 3]:  # rotate the order
+            inferencer = runs[name]
+            wall, cpu = _timed(
+                lambda inf=inferencer: inf(photos, targets=targets)
+            )
+            if rnd:
+                times.setdefault(name, []).append(wall)
+                times.setdefault(f'{name} (CPU)', []).append(cpu)
+    for suffix in ('', ' (CPU)'):
+        times['ratio' + suffix] = [
+            m / (a + b)
+            for m, a, b in zip(
+                times['scales 1 2' + suffix],
+                times['scale 1' + suffix],
+                times['scale 2' + suffix],
+            )
+        ]
+    return times
+
+
+def _spread(values: Sequence[float]) -> str:
+    return (
+        f'{statistics.median(values):.3f} '
+        f'[{min(values):.3f}, {max(values):.3f}]'
+    )
+
+
+def markdown_table(
+    objects: Sequence[PhotoObject],
+    table: Dict[str, Dict[str, List[int]]],
+    cost: Dict[str, List[float]],
+) -> str:
+    """The pointing-game table, the per-object hits and the cost line.
+
+    Args:
+        objects (Sequence[PhotoObject]): The scored objects.
+        table (dict): From :func:`pointing_table`.
+        cost (dict): From :func:`scale_cost` (may be empty).
+
+    Returns:
+        str: Markdown.
+    """
+    settings = list(table)
+    methods = list(next(iter(table.values())))
+    lines = [
+        f'Objects whose map peaks in their box (within {TOLERANCE} px):',
+        '',
+        '| method | ' + ' | '.join(settings) + ' |',
+        '|---' * (len(settings) + 1) + '|',
+    ]
+    for m in methods:
+        cells = [
+            f'{sum(h == 2 for h in table[s][m])}/{len(objects)} '
+            f'({sum(h > 0 for h in table[s][m])})'
+            for s in settings
+        ]
+        lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')
+    lines += [
+        '',
+        'Hits per object (~: within the tolerance only):',
+        '',
+        '| object (photo, class, area) | ' + ' | '.join(settings) + ' |',
+        '|---' * (len(settings) + 1) + '|',
+    ]
+    for k, obj in enumerate(objects):
+        cells = [
+            ' '.join(
+                SHORT.get(m, m) + ('' if table[s][m][k] == 2 else '~')
+                for m in methods
+                if table[s][m][k]
+            )
+            or '-'
+            for s in settings
+        ]
+        lines.append(
+            f'| {obj.name} ({obj.photo}, {obj.label}, {obj.area:.1%}) | '
+            + ' | '.join(cells)
+            + ' |'
+        )
+    if cost:
+        lines += [
+            '',
+            'Seconds per run over all photos (median [min, max] of '
+            f'{len(cost["ratio"])} alternating rounds):',
+            '',
+        ]
+        lines += [f'- {name}: {_spread(v)}' for name, v in cost.items()]
+    return '\n'.join(lines)

@@ -1,0 +1,176 @@
+"""Explain a batch of photos through their views (whole image, scales).
+
+One view per scale per photo (:class:`~mmcam_ext.apis.views.ViewsPipeline`).
+Photos of different aspect ratios give inputs of different sizes: each
+scale's inputs are grouped by size, and each group is explained in chunks
+of at most ``max_input_pixels`` (a batch per size, not one image per pass).
+The first scale decides the classes when none are given; every other scale
+explains the same classes, so the passes are exactly those of the scales'
+single runs. Maps are put on the photo's grid and fused there.
+"""
+
+from collections import defaultdict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..utils.image import to_rgb
+from .cam_engine import CAMEngine
+from .numerics import blank_flags
+from .views import ViewOptions, fuse_scales, to_original
+
+__all__ = ['explain_views', 'group_by_shape']
+
+Row = Dict[str, Any]
+
+
+def group_by_shape(
+    shapes: Sequence[Tuple[int, ...]], max_pixels: int
+) -> List[List[int]]:
+    """Positions of equal shapes, in chunks of at most ``max_pixels``.
+
+    Args:
+        shapes (Sequence[tuple]): One ``(..., H, W)`` shape per input.
+        max_pixels (int): Largest ``H x W x count`` of one chunk (at
+            least one input per chunk).
+
+    Returns:
+        list[list[int]]: Chunks of positions, in order of first appearance.
+    """
+    groups: Dict[Tuple[int, ...], List[int]] = defaultdict(list)
+    for i, shape in enumerate(shapes):
+        groups[tuple(shape)].append(i)
+    chunks = []
+    for shape, members in groups.items():
+        size = max(1, max_pixels // int(np.prod(shape[-2:])))
+        chunks += [members[k : k + size] for k in range(0, len(members), size)]
+    return chunks
+
+
+def _explain_scale(
+    engine: CAMEngine,
+    preprocessor: nn.Module,
+    views: Sequence[dict],
+    targets: Optional[torch.Tensor],
+    options: dict,
+    max_pixels: int,
+) -> List[Row]:
+    """One scale of every photo: per photo maps on its input and scores."""
+    rows: List[Row] = [{} for _ in views]
+    shapes = [tuple(v['inputs'].shape) for v in views]
+    for chunk in group_by_shape(shapes, max_pixels):
+        data = preprocessor(
+            dict(
+                inputs=[views[i]['inputs'] for i in chunk],
+                data_samples=[views[i]['data_samples'] for i in chunk],
+            ),
+            False,
+        )
+        tgt = None if targets is None else targets[chunk]
+        res = engine.explain(data['inputs'], targets=tgt, **options)
+        for j, i in enumerate(chunk):
+            rows[i] = dict(
+                maps={m: v[j] for m, v in res.maps.items()},
+                raw_maps={m: v[j] for m, v in res.raw_maps.items()},
+                targets=res.targets[j],
+                target_scores=res.target_scores[j],
+                pred_label=int(res.pred_labels[j]),
+                pred_score=float(res.pred_scores[j]),
+                target_layers=list(res.target_layers),
+            )
+    return rows
+
+
+def _fused(
+    per_scale: Sequence[np.ndarray],
+    frames: Sequence[Any],
+    view: ViewOptions,
+    signed: bool,
+) -> np.ndarray:
+    """One method's ``(K, h, w)`` maps of every scale as one map set."""
+    if not view.on_original:  # one scale, drawn on the model input
+        return per_scale[0]
+    placed = [
+        to_original(torch.from_numpy(np.asarray(m)), f)
+        for m, f in zip(per_scale, frames)
+    ]
+    if len(placed) == 1:
+        return placed[0].numpy()
+    return fuse_scales(placed, view.scale_fusion, not signed).numpy()
+
+
+def _photo_row(batch: dict, i: int, scales: List[List[Row]], view) -> Row:
+    """The result of photo ``i`` from its rows at every scale."""
+    first = scales[0][i]
+    views = batch['views'][i]
+    frames = [v['frame'] for v in views]
+    maps, raw = {}, {}
+    for method in first['maps']:
+        maps[method] = _fused(
+            [s[i]['maps'][method] for s in scales], frames, view, False
+        )
+        raw[method] = _fused(
+            [s[i]['raw_maps'][method] for s in scales], frames, view, True
+        )
+    if view.on_original:
+        image = to_rgb(batch['ori_img'][i], 'bgr')
+        box = None if frames[0].whole else frames[0].box
+    else:
+        image = to_rgb(views[0]['inputs'].cpu().numpy(), 'bgr')
+        box = None
+    flags = blank_flags(
+        {m: torch.from_numpy(v)[None] for m, v in maps.items()}
+    )
+    return dict(
+        first,
+        img_path=batch['img_path'][i],
+        image=image,
+        maps=maps,
+        raw_maps=raw,
+        blank={m: v[0] for m, v in flags.items()},
+        view_box=box,
+        frames=frames,
+    )
+
+
+def explain_views(
+    engine: CAMEngine,
+    preprocessor: nn.Module,
+    batch: dict,
+    targets: Optional[torch.Tensor],
+    options: dict,
+    view: ViewOptions,
+    max_pixels: int,
+) -> List[Row]:
+    """Explain a collated batch of :class:`ViewsPipeline` outputs.
+
+    Args:
+        engine (CAMEngine): The engine.
+        preprocessor (nn.Module): The model's data preprocessor.
+        batch (dict): ``pseudo_collate`` of the dataset items (``views``,
+            ``ori_img``, ``index``, ``img_path``).
+        targets (torch.Tensor, optional): ``(N, K)`` classes of all images
+            of the run, or None (the first scale's top-k).
+        options (dict): ``methods``, ``topk``, ``aug_smooth``,
+            ``eigen_smooth`` for :meth:`CAMEngine.explain`.
+        view (ViewOptions): The views.
+        max_pixels (int): Largest model input of one pass, in pixels.
+
+    Returns:
+        list[dict]: One result per photo, in batch order (the keys of
+        ``CAMInferencer.iter_results``, without class names).
+    """
+    index = list(batch['index'])
+    tgt = None if targets is None else targets[index]
+    scales: List[List[Row]] = []
+    for s in range(len(view.scales)):
+        views = [v[s] for v in batch['views']]
+        rows = _explain_scale(
+            engine, preprocessor, views, tgt, options, max_pixels
+        )
+        if tgt is None:  # later scales explain the first scale's classes
+            tgt = torch.as_tensor(np.stack([r['targets'] for r in rows]))
+        scales.append(rows)
+    return [_photo_row(batch, i, scales, view) for i in range(len(index))]
