@@ -3,8 +3,9 @@
 Descriptors become clustering features by L2-normalising the evidence part
 (what the model looked at) and the layout part (where), the layout scaled
 by ``layout_weight``. K-means runs for every k in ``2..max_patterns`` (a
-fixed seed: the same input gives the same patterns); the k with the best
-silhouette wins, and clusters smaller than ``min_size`` are folded into
+fixed seed: the same input gives the same patterns; on a seeded subsample
+of :data:`SILHOUETTE_SAMPLE` samples when there are more); the k with the
+best silhouette is fitted on all samples, and clusters smaller than ``min_size`` are folded into
 "other" (label -1).
 """
 
@@ -24,8 +25,8 @@ __all__ = [
 ]
 
 INSTALL_HINT = 'pip install "mmcam_ext[analysis]"'
-#: Samples the silhouette is computed on (a seeded subsample beyond it):
-#: O(n^2) distances otherwise.
+#: Samples k is chosen on (a seeded subsample beyond it; the chosen k is
+#: then fitted on all): the silhouette needs O(n^2) distances.
 SILHOUETTE_SAMPLE = 3000
 
 
@@ -109,20 +110,25 @@ def cluster_patterns(
             f'{n} samples are too few to find patterns (at least '
             f'{max(3, 2 * min_size)} with min_size={min_size}).'
         )
-    best = (-2.0, 1, np.zeros(n, np.int64))
-    for k in range(2, min(max_patterns, n - 1) + 1):
-        labels = KMeans(k, n_init=3, random_state=seed).fit_predict(feats)
+    rng = np.random.default_rng(seed)
+    sub = (
+        np.sort(rng.choice(n, SILHOUETTE_SAMPLE, replace=False))
+        if n > SILHOUETTE_SAMPLE
+        else np.arange(n)
+    )
+    best = (-2.0, 2)
+    for k in range(2, min(max_patterns, len(sub) - 1) + 1):
+        labels = KMeans(k, n_init=3, random_state=seed).fit_predict(
+            feats[sub]
+        )
         if len(np.unique(labels)) < 2:
             continue
-        score = silhouette_score(
-            feats,
-            labels,
-            sample_size=min(n, SILHOUETTE_SAMPLE),
-            random_state=seed,
-        )
+        score = float(silhouette_score(feats[sub], labels))
         if score > best[0]:
-            best = (float(score), k, labels)
-    return _fold_small(best[2], min_size), best[1]
+            best = (score, k)
+    k = best[1]
+    labels = KMeans(k, n_init=3, random_state=seed).fit_predict(feats)
+    return _fold_small(labels, min_size), k
 
 
 def _fold_small(labels: np.ndarray, min_size: int) -> np.ndarray:

@@ -7,6 +7,7 @@ approximate after a centre crop) and cut out, so a person sees *what* the
 model looked at.
 """
 
+import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -51,7 +52,7 @@ def evidence_box(
 
 def read_rgb(path: str) -> Optional[np.ndarray]:
     """An image file as RGB uint8, or None when it cannot be read."""
-    if not path:
+    if not path or not os.path.isfile(path):
         return None
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     return None if img is None else img[..., ::-1]
