@@ -2,8 +2,9 @@
 
 A binary task: is the *object* (a yellow plus) in the image? In training,
 positives carry one of three planted *decoys* (a red ring, a blue
-checkerboard, green and white bars) and a fifth of them show only the decoy (the
-object hidden), so the model learns the decoys as evidence of the class.
+checkerboard, green and white bars) and a fifth of them show only the
+decoy (the object hidden), so the model learns the decoys as evidence of
+the class.
 Images of the later splits are negatives that carry one cause each: a
 decoy, or a *look-alike* of the object (an amber plus, never seen in
 training), or nothing. Every image has random clutter (coloured
@@ -61,7 +62,7 @@ def _ring() -> np.ndarray:
 def _checker() -> np.ndarray:
     yy, xx = np.mgrid[:7, :7]
     patch = np.zeros((7, 7, 4), np.uint8)
-    on = ((yy // 2 + xx // 2) % 2 == 0)
+    on = (yy // 2 + xx // 2) % 2 == 0
     patch[on, :3], patch[..., 3] = (40, 80, 235), 1
     patch[~on, :3] = (10, 10, 30)
     return patch
@@ -283,7 +284,11 @@ def train_model(
 
 
 def pretrain_backbone(
-    model: nn.Module, images: np.ndarray, items: np.ndarray, epochs: int, seed: int = 0
+    model: nn.Module,
+    images: np.ndarray,
+    items: np.ndarray,
+    epochs: int,
+    seed: int = 0,
 ) -> nn.Module:
     """Train the backbone to tell every item apart (multi-label, an
     auxiliary linear head on the pooled features), as a backbone pretrained

@@ -2,8 +2,8 @@
 
 The same commands as the console scripts ``mmcam-vis-cam``,
 ``mmcam-demo``, ``mmcam-patterns`` and ``mmcam-mine`` (and as ``mim run
-mmcam_ext vis_cam|demo``); ``config`` prints the absolute path of one of the plugin's configs (or lists them), for a
-``_base_`` or a command line.
+mmcam_ext vis_cam|demo``); ``config`` prints the absolute path of one of
+the plugin's configs (or lists them), for a ``_base_`` or a command line.
 """
 
 import sys
@@ -14,7 +14,7 @@ USAGE = (
     '[args ...]\n\n'
     '  vis_cam  CAMs of an MMPretrain classifier (= mmcam-vis-cam)\n'
     '  demo     the real-weights demo (= mmcam-demo; needs mmcam_ext[demo])\n'
-    '  patterns group a dump\'s mistakes into patterns (= mmcam-patterns)\n'
+    "  patterns group a dump's mistakes into patterns (= mmcam-patterns)\n"
     '  mine     pool images like each pattern (= mmcam-mine)\n'
     '  config   [NAME] absolute path of a plugin config; no NAME: list them\n'
     '\n"python -m mmcam_ext COMMAND -h" explains a command.'

@@ -1,4 +1,8 @@
-"""Group the mistakes of a CAM dump into error patterns (see mmcam_ext.cli.find_patterns)."""
+"""Group the mistakes of a CAM dump into error patterns.
+
+See ``mmcam_ext.cli.find_patterns``:
+``python tools/find_patterns.py DUMP_DIR [--classes NAME_OR_INDEX ...]``.
+"""
 
 import sys
 

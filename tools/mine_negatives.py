@@ -1,4 +1,8 @@
-"""Rank a pool dump for negatives that look like each error pattern (see mmcam_ext.cli.mine_negatives)."""
+"""Rank a pool dump for negatives that look like each error pattern.
+
+See ``mmcam_ext.cli.mine_negatives``:
+``python tools/mine_negatives.py PATTERNS_DIR POOL_DUMP_DIR --label NEG``.
+"""
 
 import sys
 

@@ -5,8 +5,8 @@ Descriptors become clustering features by L2-normalising the evidence part
 by ``layout_weight``. K-means runs for every k in ``2..max_patterns`` (a
 fixed seed: the same input gives the same patterns; on a seeded subsample
 of :data:`SILHOUETTE_SAMPLE` samples when there are more); the k with the
-best silhouette is fitted on all samples, and clusters smaller than ``min_size`` are folded into
-"other" (label -1).
+best silhouette is fitted on all samples, and clusters smaller than
+``min_size`` are folded into "other" (label -1).
 """
 
 from typing import Any, Tuple
@@ -41,8 +41,8 @@ def require_sklearn() -> Any:
     """
     try:
         import sklearn
-        import sklearn.cluster  # noqa: F401
-        import sklearn.metrics  # noqa: F401
+        import sklearn.cluster
+        import sklearn.metrics
     except ImportError:
         raise InputError(
             'Pattern discovery needs scikit-learn, which is not installed: '
@@ -118,9 +118,7 @@ def cluster_patterns(
     )
     best = (-2.0, 2)
     for k in range(2, min(max_patterns, len(sub) - 1) + 1):
-        labels = KMeans(k, n_init=3, random_state=seed).fit_predict(
-            feats[sub]
-        )
+        labels = KMeans(k, n_init=3, random_state=seed).fit_predict(feats[sub])
         if len(np.unique(labels)) < 2:
             continue
         score = float(silhouette_score(feats[sub], labels))

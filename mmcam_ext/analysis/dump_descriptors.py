@@ -30,7 +30,7 @@ PathLike = Union[str, Path]
 #: How to get descriptors, for the error of a dump without them.
 NO_DESC = (
     'Descriptors are written with the raw maps: hook '
-    "output=dict(save_raw=True) (descriptors are on unless "
+    'output=dict(save_raw=True) (descriptors are on unless '
     'descriptors=False), tool: tools/vis_cam.py --save-raw. Re-run the '
     'evaluation or the tool with a version of mmcam_ext that writes them.'
 )

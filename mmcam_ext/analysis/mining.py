@@ -77,7 +77,7 @@ def check_compatible(ours: Dict[str, Any], pool: Dict[str, Any]) -> None:
     ]
     if diff:
         raise InputError(
-            'The pool dump was not explained like the patterns\' dump '
+            "The pool dump was not explained like the patterns' dump "
             f'(patterns vs pool: {"; ".join(diff)}): its descriptors are '
             'not comparable. Explain the pool with the same model, method '
             'and target layers.'

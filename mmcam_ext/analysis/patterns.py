@@ -299,7 +299,9 @@ def _describe(
 def _where_text(peak, side: int) -> str:
     """``'top left'``, ``'centre'``... for a cell of a side x side grid."""
     thirds = [('top', 'middle', 'bottom'), ('left', 'centre', 'right')]
-    row, col = (thirds[a][min(2, 3 * int(p) // side)] for a, p in enumerate(peak))
+    row, col = (
+        thirds[a][min(2, 3 * int(p) // side)] for a, p in enumerate(peak)
+    )
     return 'centre' if (row, col) == ('middle', 'centre') else f'{row} {col}'
 
 
@@ -323,14 +325,18 @@ def _lookalikes(
         pool = of_cls
     else:
         pool = [
-            i for i in pool if ev.all_rows[i]['target'] == ev.all_rows[i]['pred']
+            i
+            for i in pool
+            if ev.all_rows[i]['target'] == ev.all_rows[i]['pred']
         ]
     if not pool:
         return []
     feats = pattern_features(ev.all_desc[pool], opts.layout_weight)
     near = _nearest(feats, centroid, opts.shown)
-    sims = feats[near] @ centroid / np.maximum(
-        np.linalg.norm(feats[near], axis=1), 1e-12
+    sims = (
+        feats[near]
+        @ centroid
+        / np.maximum(np.linalg.norm(feats[near], axis=1), 1e-12)
     )
     return [
         dict(

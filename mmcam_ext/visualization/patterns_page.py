@@ -108,14 +108,21 @@ def _pattern_images(out: Path, pat: Dict[str, Any], rows: _Rows) -> dict:
     members = [rows.evidence.get(i) for i in pat['samples']]
     mean = typical_map(rows.dump, [m for m in members if m is not None])
     typ = [
-        (i, _save(out, f'crops/p{pid}_{i}.png', rows.crop(rows.evidence.get(i))))
+        (
+            i,
+            _save(
+                out, f'crops/p{pid}_{i}.png', rows.crop(rows.evidence.get(i))
+            ),
+        )
         for i in pat['typical']
     ]
     look = []
     for item in pat['lookalikes']:
         idx = item['dataset_index']
         row = rows.get(idx, cls) or rows.evidence.get(idx)
-        look.append((item, _save(out, f'crops/p{pid}_n{idx}.png', rows.crop(row))))
+        look.append(
+            (item, _save(out, f'crops/p{pid}_n{idx}.png', rows.crop(row)))
+        )
     return dict(
         map=_save(out, f'crops/p{pid}_map.png', _colour(mean)),
         typical=typ,
@@ -142,7 +149,11 @@ def write_patterns(
     out.mkdir(parents=True, exist_ok=True)
     rows = _Rows(CAMDump(dump_folder), doc['signature']['method'])
     images = {p['id']: _pattern_images(out, p, rows) for p in doc['patterns']}
-    paths = [out / 'patterns.json', out / 'patterns.csv', out / 'patterns.html']
+    paths = [
+        out / 'patterns.json',
+        out / 'patterns.csv',
+        out / 'patterns.html',
+    ]
     paths[0].write_text(json.dumps(doc, indent=1))
     with paths[1].open('w', newline='') as f:
         writer = csv.writer(f)
@@ -172,7 +183,8 @@ function saveNames(){var text=JSON.stringify(patternNames(),null,1);
 
 def _fig(src: str, caption: str) -> str:
     img = f'<img src="{html.escape(src, quote=True)}">' if src else ''
-    return f'<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>'
+    text = html.escape(caption)
+    return f'<figure>{img}<figcaption>{text}</figcaption></figure>'
 
 
 def _section(pat: Dict[str, Any], img: Dict[str, Any]) -> str:
@@ -180,8 +192,10 @@ def _section(pat: Dict[str, Any], img: Dict[str, Any]) -> str:
     pid = pat['id']
     typical = ''.join(_fig(src, f'#{i}') for i, src in img['typical'])
     looks = ''.join(
-        _fig(src, f'#{it["dataset_index"]} gt {it["gt"]} '
-             f'sim {it["similarity"]:.2f}')
+        _fig(
+            src,
+            f'#{it["dataset_index"]} gt {it["gt"]} sim {it["similarity"]:.2f}',
+        )
         for it, src in img['lookalikes']
     )
     return (
@@ -189,7 +203,7 @@ def _section(pat: Dict[str, Any], img: Dict[str, Any]) -> str:
         f'<input class="pname" data-id="{pid}" placeholder="name this '
         f'pattern"></h2><p>class {html.escape(pat["class_name"])} '
         f'({pat["errors"]}), rank {pat["rank"] + 1}: <b>{pat["size"]}</b> '
-        f'mistakes ({100 * pat["share"]:.1f} % of the class\'s), mean wrong '
+        f"mistakes ({100 * pat['share']:.1f} % of the class's), mean wrong "
         f'score {pat["mean_score"]:.3f}; evidence mostly '
         f'{html.escape(pat["where"]["text"])}</p><div class="row">'
         f'{_fig(img["map"], "typical map")}{typical}</div>'

@@ -23,7 +23,8 @@ def setup(tmp_path):
     truth = make_dump(tmp_path / 'dump')
     doc = discover_patterns(tmp_path / 'dump')
     group = {
-        p['id']: {truth[i] for i in p['samples']}.pop() for p in doc['patterns']
+        p['id']: {truth[i] for i in p['samples']}.pop()
+        for p in doc['patterns']
     }
     pool_truth = make_dump(tmp_path / 'pool', groups=(20, 20, 20), correct=40)
     return doc, group, tmp_path / 'pool', pool_truth
@@ -63,13 +64,17 @@ def test_unknown_pattern_id_and_pool_of_another_model(setup, tmp_path):
     with pytest.raises(InputError, match=r'Unknown pattern id\(s\) \[9\]'):
         mine_negatives(doc, pool, MineOptions(patterns=[9]))
     other = dict(doc, signature=dict(doc['signature'], num_classes=1000))
-    with pytest.raises(InputError, match='num_classes 3 vs 1000|num_classes 1000 vs 3'):
+    with pytest.raises(
+        InputError, match='num_classes 3 vs 1000|num_classes 1000 vs 3'
+    ):
         mine_negatives(other, pool)
     other = dict(doc, signature=dict(doc['signature'], method='LayerCAM'))
     with pytest.raises(InputError, match="descriptors of \\['GradCAM'\\]"):
         mine_negatives(other, pool)
     make_dump(tmp_path / 'vit', meta=dict(model_fingerprint='vit-b16'))
-    with pytest.raises(InputError, match="model None|model 'r50' vs 'vit-b16'"):
+    with pytest.raises(
+        InputError, match="model None|model 'r50' vs 'vit-b16'"
+    ):
         mine_negatives(
             dict(doc, signature=dict(doc['signature'], model='r50')),
             tmp_path / 'vit',
@@ -77,7 +82,9 @@ def test_unknown_pattern_id_and_pool_of_another_model(setup, tmp_path):
 
 
 def test_check_compatible_ignores_facts_one_side_lacks():
-    check_compatible(dict(method='GradCAM', model=None), dict(method='GradCAM', model='x'))
+    check_compatible(
+        dict(method='GradCAM', model=None), dict(method='GradCAM', model='x')
+    )
     with pytest.raises(InputError, match='target_layers'):
         check_compatible(
             dict(target_layers=['backbone.layer4']),

@@ -108,12 +108,16 @@ def test_too_few_mistakes_says_so(tmp_path):
     doc = discover_patterns(tmp_path / 'd')
     (entry,) = doc['classes']
     assert doc['patterns'] == []
-    assert 'too few' in entry['skipped'] and '3 fp mistakes' in entry['skipped']
+    assert (
+        'too few' in entry['skipped'] and '3 fp mistakes' in entry['skipped']
+    )
 
 
 def test_classes_by_name_and_index_and_unknown(tmp_path):
     make_dump(tmp_path / 'd')
-    by_name = discover_patterns(tmp_path / 'd', PatternOptions(classes=['cat']))
+    by_name = discover_patterns(
+        tmp_path / 'd', PatternOptions(classes=['cat'])
+    )
     by_index = discover_patterns(tmp_path / 'd', PatternOptions(classes=[1]))
     assert by_name['patterns'] == by_index['patterns']
     with pytest.raises(InputError, match="Unknown class 'cow'"):
@@ -141,7 +145,9 @@ def test_missing_folder_and_unknown_method(tmp_path):
     with pytest.raises(InputError, match='does not exist'):
         discover_patterns(tmp_path / 'nope')
     make_dump(tmp_path / 'd')
-    with pytest.raises(InputError, match="no descriptors for method 'layercam'"):
+    with pytest.raises(
+        InputError, match="no descriptors for method 'layercam'"
+    ):
         discover_patterns(tmp_path / 'd', PatternOptions(method='layercam'))
 
 
@@ -157,7 +163,9 @@ def test_missing_sklearn_names_the_extra(tmp_path, monkeypatch):
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, '__import__', fake)
-    with pytest.raises(InputError, match=r'pip install "mmcam_ext\[analysis\]"'):
+    with pytest.raises(
+        InputError, match=r'pip install "mmcam_ext\[analysis\]"'
+    ):
         clustering_mod.require_sklearn()
     with pytest.raises(InputError, match='mmcam_ext\\[analysis\\]'):
         discover_patterns(tmp_path / 'd')
@@ -168,7 +176,10 @@ def test_features_are_unit_evidence_plus_weighted_layout():
     desc = rng.random((5, DESCRIPTOR_DIM)).astype(np.float32)
     f0 = pattern_features(desc)
     np.testing.assert_allclose(
-        f0, desc[:, :EVIDENCE_DIM] / np.linalg.norm(desc[:, :EVIDENCE_DIM], axis=1, keepdims=True), rtol=1e-6
+        f0,
+        desc[:, :EVIDENCE_DIM]
+        / np.linalg.norm(desc[:, :EVIDENCE_DIM], axis=1, keepdims=True),
+        rtol=1e-6,
     )
     f1 = pattern_features(desc, 0.5)
     lay = desc[:, EVIDENCE_DIM:]

@@ -68,7 +68,9 @@ def test_crop_is_the_image_under_the_map(dump):
     colours = {0: (250, 30, 30), 1: (30, 250, 30), 2: (30, 30, 250)}
     for p in doc['patterns']:
         (group,) = {truth[i] for i in p['samples']}
-        crop = cv2.imread(str(folder / f'patterns/crops/p{p["id"]}_{p["typical"][0]}.png'))[..., ::-1]
+        crop = cv2.imread(
+            str(folder / f'patterns/crops/p{p["id"]}_{p["typical"][0]}.png')
+        )[..., ::-1]
         centre = crop[60:68, 60:68].reshape(-1, 3).mean(0)
         assert abs(centre - colours[group]).max() < 30, centre
 
@@ -90,8 +92,17 @@ def test_mine_writes_json_annotation_and_page(dump, tmp_path, capsys):
     assert find_main([str(folder)]) == 0
     make_dump(tmp_path / 'pool', groups=(20, 20, 20), correct=40)
     code = mine_main(
-        [str(folder / 'patterns'), str(tmp_path / 'pool'), '--label', '0',
-         '--per-pattern', '5', '--patterns', '0', '2']
+        [
+            str(folder / 'patterns'),
+            str(tmp_path / 'pool'),
+            '--label',
+            '0',
+            '--per-pattern',
+            '5',
+            '--patterns',
+            '0',
+            '2',
+        ]
     )
     assert code == 0
     mined = folder / 'patterns' / 'mined'
@@ -105,8 +116,13 @@ def test_mine_writes_json_annotation_and_page(dump, tmp_path, capsys):
     # an MMPretrain CustomDataset reads the file
     from mmpretrain.datasets import CustomDataset
 
-    ds = CustomDataset(ann_file=str(mined / 'negatives.txt'), data_prefix='',
-                       with_label=True, classes=list(CLASSES), lazy_init=False)
+    ds = CustomDataset(
+        ann_file=str(mined / 'negatives.txt'),
+        data_prefix='',
+        with_label=True,
+        classes=list(CLASSES),
+        lazy_init=False,
+    )
     assert len(ds) == 10
     assert {int(ds.get_data_info(i)['gt_label']) for i in range(10)} == {0}
     assert {ds.get_data_info(i)['img_path'] for i in range(10)} == {
@@ -126,11 +142,17 @@ def test_mine_refuses_a_pool_of_another_model(dump, tmp_path, capsys):
 
 def test_module_entry_and_tool_script(dump):
     folder, _ = dump
-    assert module_main(['patterns', str(folder), '--out-dir', str(folder / 'p2')]) == 0
+    assert (
+        module_main(['patterns', str(folder), '--out-dir', str(folder / 'p2')])
+        == 0
+    )
     assert (folder / 'p2' / 'patterns.json').is_file()
     res = subprocess.run(
         [sys.executable, str(ROOT / 'tools' / 'find_patterns.py'), '-h'],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
         env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'},
     )
     assert res.returncode == 0 and '--max-patterns' in res.stdout
@@ -141,7 +163,8 @@ window.addEventListener('load', function(){
   var imgs=[].slice.call(document.querySelectorAll('section img'));
   var r={sections:document.querySelectorAll('section.pattern').length,
          images:imgs.length,
-         decoded:imgs.filter(function(i){return i.naturalWidth===128;}).length};
+         decoded:imgs.filter(function(i){
+           return i.naturalWidth===128;}).length};
   document.querySelectorAll('input.pname').forEach(function(el, k){
     el.value='name '+k;});
   document.getElementById('save-names').click();
@@ -163,9 +186,14 @@ def test_patterns_page_in_headless_chromium(dump, tmp_path):
     assert found, res.stderr[-2000:]
     probe = json.loads(found.group(1))
     doc = json.loads((out / 'patterns.json').read_text())
-    shown = sum(1 + len(p['typical']) + len(p['lookalikes']) for p in doc['patterns'])
+    shown = sum(
+        1 + len(p['typical']) + len(p['lookalikes']) for p in doc['patterns']
+    )
     assert probe['sections'] == len(doc['patterns']) == 3
     assert probe['images'] == probe['decoded'] == shown
     assert probe['saved'] == {
-        'patterns': [{'id': p['id'], 'name': f'name {k}'} for k, p in enumerate(doc['patterns'])]
+        'patterns': [
+            {'id': p['id'], 'name': f'name {k}'}
+            for k, p in enumerate(doc['patterns'])
+        ]
     }

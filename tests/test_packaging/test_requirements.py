@@ -139,9 +139,7 @@ def test_extras_are_the_requirement_files(setup_py):
     for name in ('demo', 'tests', 'gradcam', 'analysis'):
         assert extras[name] == setup_py.parse_requirements(f'{name}.txt')
     assert set(extras['all']) == {
-        r
-        for n in ('demo', 'tests', 'gradcam', 'analysis')
-        for r in extras[n]
+        r for n in ('demo', 'tests', 'gradcam', 'analysis') for r in extras[n]
     }
 
 
