@@ -19,8 +19,10 @@ maps and a forward hook on the target layer); it can be switched to
 reading a dump written by the tool or the hook.
 """
 
+import contextlib
 import copy
 import hashlib
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -516,13 +518,15 @@ def timing_rounds(
     dump = synthetic_dump(work_dir / 'mistakes', mistakes, True)
     pool_dir = synthetic_dump(work_dir / 'pool', pool, False, seed=0)
     out: Dict[str, List[float]] = dict(find=[], mine=[])
+    quiet = io.StringIO()  # the tools' own summary lines
     for _ in range(rounds):
-        t = time.perf_counter()
-        assert find_main([str(dump), '--classes', '1']) == 0
-        out['find'].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        assert mine_main([str(dump / 'patterns'), str(pool_dir)]) == 0
-        out['mine'].append(time.perf_counter() - t)
+        with contextlib.redirect_stdout(quiet):
+            t = time.perf_counter()
+            assert find_main([str(dump), '--classes', '1']) == 0
+            out['find'].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            assert mine_main([str(dump / 'patterns'), str(pool_dir)]) == 0
+            out['mine'].append(time.perf_counter() - t)
     return out
 
 
