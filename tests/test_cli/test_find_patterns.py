@@ -174,6 +174,7 @@ window.addEventListener('load', function(){
 </script>"""
 
 
+@pytest.mark.slow
 def test_patterns_page_in_headless_chromium(dump, tmp_path):
     _chromium_or_skip()
     folder, _ = dump
