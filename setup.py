@@ -2,7 +2,8 @@
 
 Requirements are read from ``requirements/``: ``runtime.txt`` becomes
 ``install_requires`` (ranges only), ``demo.txt``, ``tests.txt`` and
-``gradcam.txt`` the extras ``[demo]``, ``[tests]``, ``[gradcam]``, and
+``gradcam.txt``, ``analysis.txt`` the extras ``[demo]``, ``[tests]``,
+``[gradcam]``, ``[analysis]``, and
 ``[all]`` is all of them. The exact dev/CI stack is ``requirements/lock.txt``,
 a constraints file for ``scripts/setup_env.sh``; no pin reaches a user.
 
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parent
 MIM_FOLDERS = ('configs', 'tools')
 #: Files of those folders that need the repository, so stay out of wheels.
 REPO_ONLY = ('benchmark*.py', '__pycache__', '*.pyc')
-EXTRAS = ('demo', 'tests', 'gradcam')
+EXTRAS = ('demo', 'tests', 'gradcam', 'analysis')
 #: Commands that make a wheel; setuptools < 70.1 needs ``wheel`` for them.
 WHEEL_COMMANDS = ('bdist_wheel', 'editable_wheel', 'dist_info')
 
@@ -211,6 +212,8 @@ if __name__ == '__main__':
             'console_scripts': [
                 'mmcam-vis-cam = mmcam_ext.cli.vis_cam:main',
                 'mmcam-demo = mmcam_ext.cli.demo:main',
+                'mmcam-patterns = mmcam_ext.cli.find_patterns:main',
+                'mmcam-mine = mmcam_ext.cli.mine_negatives:main',
             ]
         },
         cmdclass={'build_py': BuildPyWithMim, **_editable_commands()},

