@@ -41,7 +41,9 @@ def test_one_call_for_three_targets_same_maps(name, attr):
     maps = res.maps[method.name]
     assert maps.shape[1] == 3
     for k in range(3):
-        np.testing.assert_array_equal(maps[:, k], single.maps[method.name][:, 0])
+        np.testing.assert_array_equal(
+            maps[:, k], single.maps[method.name][:, 0]
+        )
 
 
 def test_class_specific_methods_still_run_per_target():

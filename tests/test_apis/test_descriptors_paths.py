@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcam_ext import CAMEngine
-from mmcam_ext.apis import capture_sources, cam_engine
+from mmcam_ext.apis import cam_engine, capture_sources
 from mmcam_ext.utils.descriptors import (
     DESCRIPTOR_DIM,
     EVIDENCE_DIM,
