@@ -35,6 +35,7 @@ from mmcam_ext.apis.checks import (
 from mmcam_ext.apis.data import InputLimits, unique_prefix
 from mmcam_ext.apis.inferencer import load_config
 from mmcam_ext.apis.views import ViewOptions
+from mmcam_ext.cli.method_options import parse_method_options
 from mmcam_ext.errors import (
     InputError,
     MMCamError,
@@ -48,7 +49,7 @@ from mmcam_ext.fileio import (
     write_index,
 )
 from mmcam_ext.methods import method_names
-from mmcam_ext.methods.builder import method_configs, parse_method_options
+from mmcam_ext.methods.builder import method_configs
 from mmcam_ext.utils.image import class_text
 from mmcam_ext.visualization import CAMVisualizer, draw_cam_rows
 

@@ -10,7 +10,6 @@ from .builder import (
     method_configs,
     method_names,
     normalize_name,
-    parse_method_options,
 )
 from .grad_cam_lib import (
     FEM,
@@ -47,7 +46,6 @@ __all__ = [
     'method_configs',
     'method_names',
     'normalize_name',
-    'parse_method_options',
     'GRADIENT_METHODS',
     'GradCAM',
     'GradCAMPlusPlus',

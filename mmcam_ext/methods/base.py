@@ -13,7 +13,7 @@ Names, aliases and building from config dicts live in
 """
 
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -140,28 +140,3 @@ class FullMapMethod(BaseCAMMethod):
             resolution.
         """
         raise NotImplementedError
-
-
-# Names that lived here before the builder had its own module.
-_MOVED = (
-    'MethodLike',
-    'build_method',
-    'build_cam_method',
-    'method_class',
-    'method_configs',
-    'method_names',
-    'method_options',
-    'normalize_name',
-    'parse_method_options',
-)
-
-
-def __getattr__(name: str) -> Any:
-    """Forward the builder's names (``from mmcam_ext.methods.base import
-    build_method`` keeps working); ``eigen_projection`` is imported above.
-    """
-    if name in _MOVED:
-        from . import builder
-
-        return getattr(builder, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -5,12 +5,12 @@ Methods are built the MMEngine way, from a config dict through the
 ``CAM_METHODS.build(dict(type='GradAttention', eps=1e-4))``): ``type`` is a
 case-insensitive name or alias, the other keys are the options documented
 in each method's constructor; a misspelt option fails with the valid ones.
-:func:`build_cam_method` is the registry's build function. The
-``method.option=value`` syntax of the command line is parsed here too
-(:func:`parse_method_options`), so the tool and a config share its rules.
+:func:`build_cam_method` is the registry's build function. The command
+line's ``method.option=value`` syntax is parsed in
+:mod:`mmcam_ext.cli.method_options` into the dicts :func:`method_configs`
+merges, so the tool and a config share these rules.
 """
 
-import ast
 import inspect
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, Union
@@ -27,8 +27,8 @@ __all__ = [
     'method_configs',
     'method_names',
     'method_options',
+    'check_options',
     'normalize_name',
-    'parse_method_options',
 ]
 
 
@@ -110,7 +110,7 @@ def method_options(cls: Type[BaseCAMMethod]) -> Optional[List[str]]:
     return [p.name for p in params if p.kind in kinds]
 
 
-def _check_options(cls: Type[BaseCAMMethod], options: Mapping) -> None:
+def check_options(cls: Type[BaseCAMMethod], options: Mapping) -> None:
     valid = method_options(cls)
     unknown = sorted(set(options) - set(valid)) if valid is not None else []
     if unknown and not valid:
@@ -159,7 +159,7 @@ def build_cam_method(
         raise MethodError(
             f'A CAM method config needs a type (a method name), got {cfg!r}.'
         )
-    _check_options(cls, options)
+    check_options(cls, options)
     return cls(**options)
 
 
@@ -195,48 +195,6 @@ def build_method(cfg: MethodLike, **options: Any) -> BaseCAMMethod:
     )
 
 
-def _option_value(text: str) -> Any:
-    """``'16'`` -> 16, ``'0.9'`` -> 0.9, ``'true'`` -> True, else the text."""
-    lowered = {'true': True, 'false': False, 'none': None, 'null': None}
-    if text.lower() in lowered:
-        return lowered[text.lower()]
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_method_options(
-    items: Optional[Sequence[str]],
-) -> Dict[str, Dict[str, Any]]:
-    """Parse ``method.option=value`` strings (the CLI's option syntax).
-
-    Args:
-        items (Sequence[str], optional): E.g. ``['rollout.head_fusion=max',
-            'scorecam.mask_batch_size=16']``; values are Python literals
-            (numbers, ``true``/``false``/``none``, lists) or plain strings.
-
-    Returns:
-        dict: ``{MethodClassName: {option: value}}``, names resolved.
-
-    Raises:
-        MethodError: For malformed items, unknown methods or options.
-    """
-    parsed: Dict[str, Dict[str, Any]] = {}
-    for item in items or ():
-        key, sep, value = item.partition('=')
-        method, dot, option = key.strip().rpartition('.')
-        if not sep or not dot or not method or not option:
-            raise MethodError(
-                f'Method option {item!r} is not of the form '
-                'method.option=value (e.g. rollout.head_fusion=max).'
-            )
-        cls = method_class(method)
-        _check_options(cls, {option: None})
-        parsed.setdefault(cls.__name__, {})[option] = _option_value(value)
-    return parsed
-
-
 def _class_name(kind: Any) -> str:
     """Registered class name of a config's ``type``; ``''`` if unknown (the
     build reports it)."""
@@ -252,7 +210,8 @@ def method_configs(
     methods: Sequence[MethodLike],
     options: Optional[Mapping[str, Mapping[str, Any]]] = None,
 ) -> List[MethodLike]:
-    """Merge per-method options (:func:`parse_method_options`) into configs.
+    """Merge per-method options into configs (the command line's are parsed
+    by :func:`mmcam_ext.cli.method_options.parse_method_options`).
 
     Args:
         methods (Sequence): Names, config dicts or built methods.

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mmcam_ext import CAM_METHODS, CAMEngine
+from mmcam_ext.cli.method_options import parse_method_options
 from mmcam_ext.engine.hooks import CAMVisualizationHook
 from mmcam_ext.errors import MethodError
 from mmcam_ext.methods import (
@@ -14,11 +15,7 @@ from mmcam_ext.methods import (
     ScoreCAM,
     build_method,
 )
-from mmcam_ext.methods.base import (
-    method_configs,
-    method_options,
-    parse_method_options,
-)
+from mmcam_ext.methods.builder import method_configs, method_options
 from tests.helpers.attention_models import tiny_classifier
 
 
