@@ -14,7 +14,7 @@ import os.path as osp
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,7 +28,9 @@ __all__ = [
     'SETTINGS',
     'PhotoObject',
     'TOLERANCE',
+    'MissReason',
     'load_objects',
+    'miss_reasons',
     'pointing_table',
     'scale_cost',
     'markdown_table',
@@ -141,6 +143,7 @@ def pointing_table(
     objects: Sequence[PhotoObject],
     methods: Sequence[str] = METHODS,
     device: str = 'cpu',
+    target_layers: Optional[Sequence[str]] = None,
 ) -> Dict[str, Dict[str, List[int]]]:
     """Hit flags per setting (:data:`SETTINGS`), method and object.
 
@@ -150,6 +153,8 @@ def pointing_table(
         objects (Sequence[PhotoObject]): From :func:`load_objects`.
         methods (Sequence[str]): CAM methods. Defaults to :data:`METHODS`.
         device (str): Where the model runs. Defaults to ``'cpu'``.
+        target_layers (Sequence[str], optional): Layers to explain.
+            Defaults to None (the resolver's choice).
 
     Returns:
         dict: ``{setting: {method: [hit per object]}}``, a hit being 2
@@ -157,9 +162,169 @@ def pointing_table(
     """
     table = {}
     for setting, view in SETTINGS.items():
-        inferencer = CAMInferencer(config, checkpoint, device, view=view)
+        inferencer = CAMInferencer(
+            config, checkpoint, device, target_layers, view=view
+        )
         table[setting] = _hits(inferencer, objects, methods)
     return table
+
+
+#: Class ranks above this (top-5) say the model hardly sees the class.
+SEEN_RANK = 5
+
+
+@dataclass(frozen=True)
+class MissReason:
+    """Why one method's map misses one object (beyond :data:`TOLERANCE`).
+
+    Args:
+        obj (PhotoObject): The object.
+        method (str): The CAM method.
+        peak (tuple[int, int]): The map's peak ``(x, y)`` in photo pixels.
+        distance (int): Pixels from the peak to the nearest box (the
+            larger of the x and y gaps, as the tolerance grows a box).
+        ranks (tuple): Per scale, ``(scale, rank of the class among all
+            classes, its probability, feature cell edge in photo px)``.
+    """
+
+    obj: PhotoObject
+    method: str
+    peak: Tuple[int, int]
+    distance: int
+    ranks: Tuple[Tuple[float, int, float, float], ...]
+
+    @property
+    def bound(self) -> str:
+        """What bounds this miss, in words."""
+        scale, rank, prob, _ = min(self.ranks, key=lambda r: r[1])
+        cell = min(r[3] for r in self.ranks)
+        if rank > SEEN_RANK:
+            return (
+                f'the model hardly sees the class: rank {rank} of 1000 at '
+                f'best (p = {prob:.4f}, scale {scale:g})'
+            )
+        if self.distance <= cell:
+            return (
+                f'the peak is {self.distance} px off the box, within one '
+                f"feature cell ({cell:.0f} px): the map's resolution"
+            )
+        return (
+            f'the model ranks the class {rank} (p = {prob:.3f}, scale '
+            f'{scale:g}) but the map peaks {self.distance} px off the box: '
+            'its evidence for the class lies outside the box'
+        )
+
+    def line(self) -> str:
+        """One Markdown list item."""
+        ranks = ', '.join(
+            f'rank {r} (p {p:.4f}) at scale {s:g}' for s, r, p, _ in self.ranks
+        )
+        return (
+            f'- {self.obj.name} ({self.obj.photo}, {self.obj.label}), '
+            f'{self.method}: peak at {self.peak}, {self.distance} px from '
+            f'the box; {ranks}. Bound: {self.bound}.'
+        )
+
+
+def _distance(peak: Tuple[int, int], boxes: Sequence[Box]) -> int:
+    x, y = peak
+    return min(
+        max(x0 - x, 0, x - (x1 - 1), y0 - y, 0, y - (y1 - 1))
+        for x0, y0, x1, y1 in boxes
+    )
+
+
+def _class_ranks(inferencer: CAMInferencer, path: str, layer: str):
+    """Per view (scale): logits ``(1000,)`` and the feature cell edge of
+    ``layer`` in photo pixels."""
+    import mmcv
+    import torch
+
+    img = mmcv.imread(path)
+    data = inferencer.pipeline(
+        dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+    )
+    model = inferencer.model
+    grids: List[Tuple[int, int]] = []
+    handle = model.get_submodule(layer).register_forward_hook(
+        lambda mod, inp, out: grids.append(tuple(out.shape[-2:]))
+    )
+    out = []
+    try:
+        for view in data['views']:
+            batch = model.data_preprocessor(
+                dict(
+                    inputs=[view['inputs']],
+                    data_samples=[view['data_samples']],
+                ),
+                False,
+            )
+            with torch.no_grad():
+                logits = model(batch['inputs'], mode='tensor')[0]
+            frame = view['frame']
+            cell = frame.input_shape[0] / grids[-1][0] / frame.scale[0]
+            out.append((logits, cell))
+    finally:
+        handle.remove()
+    return out
+
+
+def miss_reasons(
+    config: str,
+    checkpoint: str,
+    objects: Sequence[PhotoObject],
+    methods: Sequence[str] = METHODS,
+    setting: str = 'whole image, scales 1 2',
+    device: str = 'cpu',
+    target_layers: Optional[Sequence[str]] = None,
+) -> List[MissReason]:
+    """Every miss (beyond :data:`TOLERANCE`) of one setting, with the
+    class's rank at each scale and where the map peaks.
+
+    Args:
+        config (str): The demo config.
+        checkpoint (str): Its converted checkpoint.
+        objects (Sequence[PhotoObject]): From :func:`load_objects`.
+        methods (Sequence[str]): CAM methods. Defaults to :data:`METHODS`.
+        setting (str): A key of :data:`SETTINGS`. Defaults to the whole
+            image at scales 1 and 2.
+        device (str): Where the model runs. Defaults to ``'cpu'``.
+        target_layers (Sequence[str], optional): Layers to explain.
+            Defaults to None (the resolver's choice).
+
+    Returns:
+        list[MissReason]: In object order, then method order.
+    """
+    import torch
+
+    view = SETTINGS[setting]
+    inferencer = CAMInferencer(
+        config, checkpoint, device, target_layers, view=view
+    )
+    reasons = []
+    for path in dict.fromkeys(o.path for o in objects):
+        group = [o for o in objects if o.path == path]
+        (res,) = inferencer(path, methods, targets=[[o.label for o in group]])
+        views = _class_ranks(inferencer, path, res['target_layers'][-1])
+        for k, obj in enumerate(group):
+            ranks = tuple(
+                (
+                    scale,
+                    int((logits > logits[obj.label]).sum()) + 1,
+                    float(torch.softmax(logits, -1)[obj.label]),
+                    cell,
+                )
+                for scale, (logits, cell) in zip(view.scales, views)
+            )
+            for method in methods:
+                cam = res['maps'][method][k]
+                y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
+                dist = _distance((int(x), int(y)), obj.boxes)
+                if dist > TOLERANCE or np.ptp(cam) <= 0:
+                    reasons.append(
+                        MissReason(obj, method, (int(x), int(y)), dist, ranks)
+                    )
+    return reasons
 
 
 def _timed(fn: Callable[[], object]) -> Tuple[float, float]:
@@ -241,13 +406,17 @@ def markdown_table(
     objects: Sequence[PhotoObject],
     table: Dict[str, Dict[str, List[int]]],
     cost: Dict[str, List[float]],
+    reasons: Sequence[MissReason] = (),
 ) -> str:
-    """The pointing-game table, the per-object hits and the cost line.
+    """The pointing-game table, the per-object hits, why the misses
+    are missed and the cost lines.
 
     Args:
         objects (Sequence[PhotoObject]): The scored objects.
         table (dict): From :func:`pointing_table`.
         cost (dict): From :func:`scale_cost` (may be empty).
+        reasons (Sequence[MissReason]): From :func:`miss_reasons`.
+            Defaults to none.
 
     Returns:
         str: Markdown.
@@ -289,6 +458,9 @@ def markdown_table(
             + ' | '.join(cells)
             + ' |'
         )
+    if reasons:
+        lines += ['', 'Misses of the multi-scale column and what bounds them:']
+        lines += [''] + [r.line() for r in reasons]
     if cost:
         lines += [
             '',

@@ -23,6 +23,7 @@ from benchmarks.real_photos import (
     METHODS,
     load_objects,
     markdown_table,
+    miss_reasons,
     pointing_table,
     scale_cost,
 )
@@ -42,6 +43,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=5,
         help='Timed rounds of the cost measurement (0: skip it)',
     )
+    parser.add_argument(
+        '--target-layers',
+        nargs='+',
+        help="Layers to explain (default: the resolver's choice)",
+    )
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', help='Also write the Markdown here')
     return parser.parse_args(argv)
@@ -54,7 +60,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     assets = prepare_demo(args.work_dir)
     objects = load_objects()
     table = pointing_table(
-        assets.config, assets.checkpoint, objects, args.methods, args.device
+        assets.config,
+        assets.checkpoint,
+        objects,
+        args.methods,
+        args.device,
+        args.target_layers,
+    )
+    reasons = miss_reasons(
+        assets.config,
+        assets.checkpoint,
+        objects,
+        args.methods,
+        device=args.device,
+        target_layers=args.target_layers,
     )
     cost = (
         scale_cost(
@@ -67,7 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.rounds
         else {}
     )
-    text = markdown_table(objects, table, cost)
+    text = markdown_table(objects, table, cost, reasons)
     print(text)
     if args.out:
         Path(args.out).write_text(text + '\n')
