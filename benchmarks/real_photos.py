@@ -335,6 +335,25 @@ def _timed(fn: Callable[[], object]) -> Tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+class _PassCounter:
+    """Forward passes of a model and the input pixels they saw: the work
+    of a run, which no other job on the machine changes."""
+
+    def __init__(self, model) -> None:
+        self.passes = self.pixels = 0
+        model.register_forward_pre_hook(self._count)
+
+    def _count(self, module, args) -> None:
+        if args and hasattr(args[0], 'shape') and args[0].dim() == 4:
+            batch, _, height, width = args[0].shape
+            self.passes += 1
+            self.pixels += int(batch * height * width)
+
+    def take(self) -> Tuple[int, int]:
+        out, self.passes, self.pixels = (self.passes, self.pixels), 0, 0
+        return out
+
+
 def scale_cost(
     config: str,
     checkpoint: str,
@@ -346,7 +365,9 @@ def scale_cost(
 
     The three runs alternate within each round, in an order rotated from
     round to round (after one untimed round), each explaining every photo
-    for its first object's class with Grad-CAM.
+    for its first object's class with Grad-CAM, with the threads torch
+    picks by default. Each run's forward passes and input pixels are
+    counted too.
 
     Args:
         config (str): The demo config.
@@ -358,7 +379,9 @@ def scale_cost(
     Returns:
         dict: ``{'scales 1 2', 'scale 1', 'scale 2', 'ratio'}`` -> one
         value per round (ratio = multi-scale / sum of the single runs),
-        wall seconds; the same keys with `` (CPU)`` in process CPU seconds.
+        wall seconds; the same keys with `` (CPU)`` in process CPU
+        seconds, and with `` (passes)`` and `` (Mpx)`` the forward passes
+        and megapixels of input of each run.
     """
     runs = {
         name: CAMInferencer(
@@ -370,6 +393,7 @@ def scale_cost(
             ('scale 2', (2,)),
         )
     }
+    counters = {name: _PassCounter(inf.model) for name, inf in runs.items()}
     photos = list(dict.fromkeys(o.path for o in objects))
     targets = [[o.label for o in objects if o.path == p][:1] for p in photos]
     times: Dict[str, List[float]] = {}
@@ -380,9 +404,15 @@ def scale_cost(
             wall, cpu = _timed(
                 lambda inf=inferencer: inf(photos, targets=targets)
             )
+            passes, pixels = counters[name].take()
             if rnd:
-                times.setdefault(name, []).append(wall)
-                times.setdefault(f'{name} (CPU)', []).append(cpu)
+                for key, value in (
+                    ('', wall),
+                    (' (CPU)', cpu),
+                    (' (passes)', passes),
+                    (' (Mpx)', pixels / 1e6),
+                ):
+                    times.setdefault(name + key, []).append(value)
     for suffix in ('', ' (CPU)'):
         times['ratio' + suffix] = [
             m / (a + b)
@@ -462,11 +492,43 @@ def markdown_table(
         lines += ['', 'Misses of the multi-scale column and what bounds them:']
         lines += [''] + [r.line() for r in reasons]
     if cost:
-        lines += [
-            '',
-            'Seconds per run over all photos (median [min, max] of '
-            f'{len(cost["ratio"])} alternating rounds):',
-            '',
-        ]
-        lines += [f'- {name}: {_spread(v)}' for name, v in cost.items()]
+        lines += ['', *_cost_lines(cost)]
     return '\n'.join(lines)
+
+
+def _cost_lines(cost: Dict[str, List[float]]) -> List[str]:
+    """The cost table of :func:`scale_cost`'s figures."""
+    lines = [
+        'Cost per run over all photos (median [min, max] of '
+        f'{len(cost["ratio"])} alternating rounds):',
+        '',
+        '| run | wall s | process CPU s | forward passes | input Mpx |',
+        '|---|---|---|---|---|',
+    ]
+    for run in ('scales 1 2', 'scale 1', 'scale 2'):
+        if run not in cost:
+            continue
+        work = [
+            f'{statistics.median(cost[run + k]):g}' if run + k in cost else '-'
+            for k in (' (passes)', ' (Mpx)')
+        ]
+        lines.append(
+            f'| {run} | {_spread(cost[run])} | '
+            f'{_spread(cost.get(run + " (CPU)", cost[run]))} | '
+            + ' | '.join(work)
+            + ' |'
+        )
+    lines += ['']
+    for suffix in ('', ' (CPU)'):
+        if 'ratio' + suffix not in cost:
+            continue
+        best = [
+            min(cost[run + suffix])
+            for run in ('scales 1 2', 'scale 1', 'scale 2')
+        ]
+        lines.append(
+            f'- ratio{suffix or " (wall)"}, scales 1 2 / (scale 1 + scale '
+            f'2): per round {_spread(cost["ratio" + suffix])}; of the '
+            f'fastest rounds {best[0] / (best[1] + best[2]):.3f}'
+        )
+    return lines

@@ -64,6 +64,25 @@ def _work(views: Sequence[dict]) -> List[Tuple[int, Any, torch.Tensor]]:
     return items
 
 
+def _chunks(items, max_pixels: int, tile_pixels: int) -> List[List[int]]:
+    """Positions of ``items`` per pass: whole inputs grouped by shape
+    within ``max_pixels``; tiles within ``tile_pixels`` too, so a tiled
+    scale's memory is bounded by its tile, not by the scale."""
+    whole = [j for j, (_, tile, _) in enumerate(items) if tile is None]
+    tiled = [j for j, (_, tile, _) in enumerate(items) if tile is not None]
+    chunks = []
+    for members, limit in (
+        (whole, max_pixels),
+        (tiled, min(max_pixels, tile_pixels or max_pixels)),
+    ):
+        shapes = [items[j][2].shape for j in members]
+        chunks += [
+            [members[k] for k in chunk]
+            for chunk in group_by_shape(shapes, limit)
+        ]
+    return chunks
+
+
 def _explain_scale(
     engine: CAMEngine,
     preprocessor: nn.Module,
@@ -72,12 +91,13 @@ def _explain_scale(
     options: dict,
     max_pixels: int,
     overlap: int = 0,
+    tile_pixels: int = 0,
 ) -> List[Row]:
     """One scale of every photo: per photo maps on its input and scores
     (a tiled input's maps blended from its tiles')."""
     items = _work(views)
     results: List[Row] = [{} for _ in items]
-    for chunk in group_by_shape([x.shape for _, _, x in items], max_pixels):
+    for chunk in _chunks(items, max_pixels, tile_pixels):
         owners = [items[j][0] for j in chunk]
         data = preprocessor(
             dict(
@@ -222,7 +242,14 @@ def explain_views(
     for s in range(len(view.scales)):
         views = [v[s] for v in batch['views']]
         rows = _explain_scale(
-            engine, preprocessor, views, tgt, options, max_pixels, view.overlap
+            engine,
+            preprocessor,
+            views,
+            tgt,
+            options,
+            max_pixels,
+            view.overlap,
+            (view.tile_size or 0) ** 2,
         )
         if tgt is None:  # later scales explain the first scale's classes
             tgt = torch.as_tensor(np.stack([r['targets'] for r in rows]))

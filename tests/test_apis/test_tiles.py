@@ -140,8 +140,16 @@ def test_tiled_scale_agrees_with_the_untiled_map(local):
     within 0.02 of the untiled [0, 1] maps, peaks in the same pixel."""
     model, img = local
     whole = _run(model, img, max_pixels=256 * 320)
-    # each pass within the limit of one tile
-    tiled = _run(model, img, tile_size=128, tile_overlap=64)
+    seen = []
+    hook = model.register_forward_pre_hook(
+        lambda mod, args: seen.append(tuple(args[0].shape))
+    )
+    try:  # the default limit would batch every tile: one tile per pass
+        tiled = _run(model, img, 8_000_000, tile_size=128, tile_overlap=64)
+    finally:
+        hook.remove()
+    big = [s for s in seen if s[-2:] != (64, 80)]  # not scale 1
+    assert len(big) >= 9 and all(s[0] * s[2] * s[3] <= 128 * 128 for s in big)
     assert whole['frames'][1].input_shape == (256, 320)
     for method in ('GradCAM', 'LayerCAM'):
         np.testing.assert_allclose(

@@ -29,12 +29,23 @@ def test_markdown_table_counts_strict_and_tolerant_hits():
     table = {
         s: {'GradCAM': [2, 1, 0], 'LayerCAM': [0, 0, 2]} for s in SETTINGS
     }
-    text = markdown_table(objects, table, {'ratio': [1.0, 1.1]})
+    cost = {
+        'scales 1 2': [3.0, 2.0],
+        'scale 1': [1.0, 1.0],
+        'scale 2': [2.0, 1.0],
+        'scales 1 2 (passes)': [8, 8],
+        'ratio': [1.0, 1.0],
+    }
+    text = markdown_table(objects, table, cost)
     assert '| GradCAM | 1/3 (2) |' in text
     assert '| LayerCAM | 1/3 (1) |' in text
     first = next(line for line in text.splitlines() if objects[1].name in line)
     assert '| GC~ |' in first
-    assert '- ratio: 1.050 [1.000, 1.100]' in text
+    assert '| scales 1 2 | 2.500 [2.000, 3.000] |' in text
+    assert '| 8 | - |' in text  # passes counted, pixels not given
+    assert 'per round 1.000 [1.000, 1.000]; of the fastest rounds 1.000' in (
+        text
+    )
 
 
 def _reason(peak, distance, ranks):
