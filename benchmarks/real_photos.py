@@ -33,6 +33,7 @@ __all__ = [
     'miss_reasons',
     'pointing_table',
     'scale_cost',
+    'tile_memory',
     'markdown_table',
 ]
 
@@ -425,6 +426,75 @@ def scale_cost(
     return times
 
 
+def _explain_peak(
+    config: str,
+    checkpoint: str,
+    path: str,
+    label: int,
+    view: ViewOptions,
+    device: str,
+) -> Tuple[float, float]:
+    """In a fresh process: peak resident memory added by explaining
+    ``path`` with ``view`` (MiB, over the process after building the model
+    and explaining the photo at scale 1), and its wall seconds."""
+    import resource
+
+    def peak() -> float:  # KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    warm = CAMInferencer(config, checkpoint, device, view=ViewOptions(True))
+    warm(path, targets=[[label]])
+    inferencer = CAMInferencer(config, checkpoint, device, view=view)
+    base = peak()
+    wall, _ = _timed(lambda: inferencer(path, targets=[[label]]))
+    return peak() - base, wall
+
+
+def tile_memory(
+    config: str,
+    checkpoint: str,
+    obj: PhotoObject,
+    scale: float = 4.0,
+    tile_size: int = 448,
+    device: str = 'cpu',
+) -> Dict[str, Tuple[float, float]]:
+    """Peak memory and time of ``scales=(1, scale)`` untiled and tiled.
+
+    Each setting runs in its own fresh process (a process's peak resident
+    size never goes down), explaining ``obj``'s photo for its class with
+    Grad-CAM; memory is the peak added over the same process after
+    building the model and explaining the photo at scale 1.
+
+    Args:
+        config (str): The demo config.
+        checkpoint (str): Its converted checkpoint.
+        obj (PhotoObject): The photo and class to explain.
+        scale (float): The large scale. Defaults to 4.
+        tile_size (int): Tile edge of the tiled run. Defaults to 448.
+        device (str): Where the model runs. Defaults to ``'cpu'``.
+
+    Returns:
+        dict: ``{setting: (peak MiB added, wall seconds)}``.
+    """
+    import multiprocessing
+
+    settings = {
+        f'scales 1 {scale:g}, untiled': ViewOptions(True, scales=(1, scale)),
+        f'scales 1 {scale:g}, tile {tile_size}': ViewOptions(
+            True, scales=(1, scale), tile_size=tile_size
+        ),
+    }
+    out = {}
+    ctx = multiprocessing.get_context('spawn')
+    for name, view in settings.items():
+        with ctx.Pool(1) as pool:
+            out[name] = pool.apply(
+                _explain_peak,
+                (config, checkpoint, obj.path, obj.label, view, device),
+            )
+    return out
+
+
 def _spread(values: Sequence[float]) -> str:
     return (
         f'{statistics.median(values):.3f} '
@@ -437,6 +507,7 @@ def markdown_table(
     table: Dict[str, Dict[str, List[int]]],
     cost: Dict[str, List[float]],
     reasons: Sequence[MissReason] = (),
+    memory: Optional[Dict[str, Tuple[float, float]]] = None,
 ) -> str:
     """The pointing-game table, the per-object hits, why the misses
     are missed and the cost lines.
@@ -447,6 +518,8 @@ def markdown_table(
         cost (dict): From :func:`scale_cost` (may be empty).
         reasons (Sequence[MissReason]): From :func:`miss_reasons`.
             Defaults to none.
+        memory (dict, optional): From :func:`tile_memory`. Defaults to
+            None.
 
     Returns:
         str: Markdown.
@@ -493,6 +566,18 @@ def markdown_table(
         lines += [''] + [r.line() for r in reasons]
     if cost:
         lines += ['', *_cost_lines(cost)]
+    if memory:
+        lines += [
+            '',
+            'Peak memory added by one photo (each in a fresh process):',
+            '',
+            '| run | peak MiB added | wall s |',
+            '|---|---|---|',
+        ]
+        lines += [
+            f'| {name} | {mib:.0f} | {wall:.2f} |'
+            for name, (mib, wall) in memory.items()
+        ]
     return '\n'.join(lines)
 
 
