@@ -702,27 +702,25 @@ class ViewsPipeline:
         """
         views = [pipeline(dict(data)) for pipeline in self.pipelines]
         if self.tile_size is not None:
-            self._tile(views)
+            self._tile(views, self.tile_size)
         out = dict(views[0])
         out['views'] = views
         out['ori_img'] = data['img']
         return out
 
-    def _tile(self, views: List[dict]) -> None:
-        """Add ``tiles`` to the views above the tile size."""
+    def _tile(self, views: List[dict], size: int) -> None:
+        """Add ``tiles`` to the views above the tile ``size``."""
         shape = tuple(views[0]['inputs'].shape[-2:])
-        if input_tiles(shape, self.tile_size, self.overlap):
+        if input_tiles(shape, size, self.overlap):
             raise InputError(
                 f"The first scale's input ({shape[1]}x{shape[0]}) is larger "
-                f'than tile_size={self.tile_size}, but the first scale is '
+                f'than tile_size={size}, but the first scale is '
                 'explained whole (it gives the predictions and the '
                 'explained classes): raise tile_size or put a smaller scale '
                 'first.',
                 option='tile_size',
             )
         for view in views[1:]:
-            tiles = input_tiles(
-                view['inputs'].shape, self.tile_size, self.overlap
-            )
+            tiles = input_tiles(view['inputs'].shape, size, self.overlap)
             if tiles:
                 view['tiles'] = tiles
