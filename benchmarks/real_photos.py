@@ -426,6 +426,15 @@ def scale_cost(
     return times
 
 
+def _memory_kib(key: str) -> int:
+    """A ``/proc/self/status`` figure (``VmRSS``, ``VmHWM``) in KiB."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
 def _explain_peak(
     config: str,
     checkpoint: str,
@@ -435,19 +444,19 @@ def _explain_peak(
     device: str,
 ) -> Tuple[float, float]:
     """In a fresh process: peak resident memory added by explaining
-    ``path`` with ``view`` (MiB, over the process after building the model
-    and explaining the photo at scale 1), and its wall seconds."""
-    import resource
-
-    def peak() -> float:  # KiB on Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
+    ``path`` with ``view`` (MiB over the resident size before, after
+    building the model and explaining the photo at scale 1 once), and its
+    wall seconds. Linux: the peak (``VmHWM``) is reset first through
+    ``/proc/self/clear_refs`` (``ru_maxrss`` would keep the peak of the
+    process that forked this one)."""
     warm = CAMInferencer(config, checkpoint, device, view=ViewOptions(True))
     warm(path, targets=[[label]])
     inferencer = CAMInferencer(config, checkpoint, device, view=view)
-    base = peak()
+    base = _memory_kib('VmRSS')
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # reset VmHWM to the current resident size
     wall, _ = _timed(lambda: inferencer(path, targets=[[label]]))
-    return peak() - base, wall
+    return (_memory_kib('VmHWM') - base) / 1024, wall
 
 
 def tile_memory(
@@ -460,10 +469,10 @@ def tile_memory(
 ) -> Dict[str, Tuple[float, float]]:
     """Peak memory and time of ``scales=(1, scale)`` untiled and tiled.
 
-    Each setting runs in its own fresh process (a process's peak resident
-    size never goes down), explaining ``obj``'s photo for its class with
-    Grad-CAM; memory is the peak added over the same process after
-    building the model and explaining the photo at scale 1.
+    Each setting runs in its own fresh process, explaining ``obj``'s photo
+    for its class with Grad-CAM; memory is the peak resident size added
+    over the same process after building the model and explaining the
+    photo at scale 1 (Linux ``/proc``).
 
     Args:
         config (str): The demo config.

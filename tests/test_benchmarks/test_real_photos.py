@@ -2,6 +2,7 @@
 
 import mmcv
 import numpy as np
+import pytest
 
 from benchmarks.real_photos import (
     SETTINGS,
@@ -86,3 +87,11 @@ def test_miss_reason_names_what_bounds_the_miss():
     assert 'ranks the class 1' in elsewhere.bound
     assert 'lies outside the box' in elsewhere.bound
     assert elsewhere.line().startswith(f'- {elsewhere.obj.name} (')
+
+
+def test_memory_figures_come_from_proc():
+    from benchmarks.real_photos import _memory_kib
+
+    assert _memory_kib('VmHWM') >= _memory_kib('VmRSS') > 0
+    with pytest.raises(KeyError):
+        _memory_kib('NoSuchField')
