@@ -5,8 +5,11 @@ objects each (some small, some near the border), boxed by hand once in
 ``benchmarks/data/real_photo_boxes.json`` with the ImageNet class the demo
 model (EfficientNet-Lite0, real weights) predicts on the box crop. Every
 object is explained for its class; a hit is the map's peak, on the photo's
-grid, inside one of the object's boxes. Also times ``scales=(1, 2)``
-against the two single-scale runs (alternating rounds).
+grid, inside one of the object's boxes; each miss is printed with what
+bounds it (the class's rank, where the map peaks). Also times
+``scales=(1, 2)`` against the two single-scale runs (alternating rounds,
+passes and input pixels counted) and measures the peak memory of a large
+scale untiled and tiled (fresh processes, Linux ``/proc``).
 """
 
 import json
@@ -14,7 +17,7 @@ import os.path as osp
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,9 +31,12 @@ __all__ = [
     'SETTINGS',
     'PhotoObject',
     'TOLERANCE',
+    'MissReason',
     'load_objects',
+    'miss_reasons',
     'pointing_table',
     'scale_cost',
+    'tile_memory',
     'markdown_table',
 ]
 
@@ -141,6 +147,7 @@ def pointing_table(
     objects: Sequence[PhotoObject],
     methods: Sequence[str] = METHODS,
     device: str = 'cpu',
+    target_layers: Optional[Sequence[str]] = None,
 ) -> Dict[str, Dict[str, List[int]]]:
     """Hit flags per setting (:data:`SETTINGS`), method and object.
 
@@ -150,6 +157,8 @@ def pointing_table(
         objects (Sequence[PhotoObject]): From :func:`load_objects`.
         methods (Sequence[str]): CAM methods. Defaults to :data:`METHODS`.
         device (str): Where the model runs. Defaults to ``'cpu'``.
+        target_layers (Sequence[str], optional): Layers to explain.
+            Defaults to None (the resolver's choice).
 
     Returns:
         dict: ``{setting: {method: [hit per object]}}``, a hit being 2
@@ -157,9 +166,169 @@ def pointing_table(
     """
     table = {}
     for setting, view in SETTINGS.items():
-        inferencer = CAMInferencer(config, checkpoint, device, view=view)
+        inferencer = CAMInferencer(
+            config, checkpoint, device, target_layers, view=view
+        )
         table[setting] = _hits(inferencer, objects, methods)
     return table
+
+
+#: Class ranks above this (top-5) say the model hardly sees the class.
+SEEN_RANK = 5
+
+
+@dataclass(frozen=True)
+class MissReason:
+    """Why one method's map misses one object (beyond :data:`TOLERANCE`).
+
+    Args:
+        obj (PhotoObject): The object.
+        method (str): The CAM method.
+        peak (tuple[int, int]): The map's peak ``(x, y)`` in photo pixels.
+        distance (int): Pixels from the peak to the nearest box (the
+            larger of the x and y gaps, as the tolerance grows a box).
+        ranks (tuple): Per scale, ``(scale, rank of the class among all
+            classes, its probability, feature cell edge in photo px)``.
+    """
+
+    obj: PhotoObject
+    method: str
+    peak: Tuple[int, int]
+    distance: int
+    ranks: Tuple[Tuple[float, int, float, float], ...]
+
+    @property
+    def bound(self) -> str:
+        """What bounds this miss, in words."""
+        scale, rank, prob, _ = min(self.ranks, key=lambda r: r[1])
+        cell = min(r[3] for r in self.ranks)
+        if rank > SEEN_RANK:
+            return (
+                f'the model hardly sees the class: rank {rank} of 1000 at '
+                f'best (p = {prob:.4f}, scale {scale:g})'
+            )
+        if self.distance <= cell:
+            return (
+                f'the peak is {self.distance} px off the box, within one '
+                f"feature cell ({cell:.0f} px): the map's resolution"
+            )
+        return (
+            f'the model ranks the class {rank} (p = {prob:.3f}, scale '
+            f'{scale:g}) but the map peaks {self.distance} px off the box: '
+            'its evidence for the class lies outside the box'
+        )
+
+    def line(self) -> str:
+        """One Markdown list item."""
+        ranks = ', '.join(
+            f'rank {r} (p {p:.4f}) at scale {s:g}' for s, r, p, _ in self.ranks
+        )
+        return (
+            f'- {self.obj.name} ({self.obj.photo}, {self.obj.label}), '
+            f'{self.method}: peak at {self.peak}, {self.distance} px from '
+            f'the box; {ranks}. Bound: {self.bound}.'
+        )
+
+
+def _distance(peak: Tuple[int, int], boxes: Sequence[Box]) -> int:
+    x, y = peak
+    return min(
+        max(x0 - x, 0, x - (x1 - 1), y0 - y, 0, y - (y1 - 1))
+        for x0, y0, x1, y1 in boxes
+    )
+
+
+def _class_ranks(inferencer: CAMInferencer, path: str, layer: str):
+    """Per view (scale): logits ``(1000,)`` and the feature cell edge of
+    ``layer`` in photo pixels."""
+    import mmcv
+    import torch
+
+    img = mmcv.imread(path)
+    data = inferencer.pipeline(
+        dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+    )
+    model = inferencer.model
+    grids: List[Tuple[int, int]] = []
+    handle = model.get_submodule(layer).register_forward_hook(
+        lambda mod, inp, out: grids.append(tuple(out.shape[-2:]))
+    )
+    out = []
+    try:
+        for view in data['views']:
+            batch = model.data_preprocessor(
+                dict(
+                    inputs=[view['inputs']],
+                    data_samples=[view['data_samples']],
+                ),
+                False,
+            )
+            with torch.no_grad():
+                logits = model(batch['inputs'], mode='tensor')[0]
+            frame = view['frame']
+            cell = frame.input_shape[0] / grids[-1][0] / frame.scale[0]
+            out.append((logits, cell))
+    finally:
+        handle.remove()
+    return out
+
+
+def miss_reasons(
+    config: str,
+    checkpoint: str,
+    objects: Sequence[PhotoObject],
+    methods: Sequence[str] = METHODS,
+    setting: str = 'whole image, scales 1 2',
+    device: str = 'cpu',
+    target_layers: Optional[Sequence[str]] = None,
+) -> List[MissReason]:
+    """Every miss (beyond :data:`TOLERANCE`) of one setting, with the
+    class's rank at each scale and where the map peaks.
+
+    Args:
+        config (str): The demo config.
+        checkpoint (str): Its converted checkpoint.
+        objects (Sequence[PhotoObject]): From :func:`load_objects`.
+        methods (Sequence[str]): CAM methods. Defaults to :data:`METHODS`.
+        setting (str): A key of :data:`SETTINGS`. Defaults to the whole
+            image at scales 1 and 2.
+        device (str): Where the model runs. Defaults to ``'cpu'``.
+        target_layers (Sequence[str], optional): Layers to explain.
+            Defaults to None (the resolver's choice).
+
+    Returns:
+        list[MissReason]: In object order, then method order.
+    """
+    import torch
+
+    view = SETTINGS[setting]
+    inferencer = CAMInferencer(
+        config, checkpoint, device, target_layers, view=view
+    )
+    reasons = []
+    for path in dict.fromkeys(o.path for o in objects):
+        group = [o for o in objects if o.path == path]
+        (res,) = inferencer(path, methods, targets=[[o.label for o in group]])
+        views = _class_ranks(inferencer, path, res['target_layers'][-1])
+        for k, obj in enumerate(group):
+            ranks = tuple(
+                (
+                    scale,
+                    int((logits > logits[obj.label]).sum()) + 1,
+                    float(torch.softmax(logits, -1)[obj.label]),
+                    cell,
+                )
+                for scale, (logits, cell) in zip(view.scales, views)
+            )
+            for method in methods:
+                cam = res['maps'][method][k]
+                y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
+                dist = _distance((int(x), int(y)), obj.boxes)
+                if dist > TOLERANCE or np.ptp(cam) <= 0:
+                    reasons.append(
+                        MissReason(obj, method, (int(x), int(y)), dist, ranks)
+                    )
+    return reasons
 
 
 def _timed(fn: Callable[[], object]) -> Tuple[float, float]:
@@ -168,6 +337,25 @@ def _timed(fn: Callable[[], object]) -> Tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
     return time.perf_counter() - wall, time.process_time() - cpu
+
+
+class _PassCounter:
+    """Forward passes of a model and the input pixels they saw: the work
+    of a run, which no other job on the machine changes."""
+
+    def __init__(self, model) -> None:
+        self.passes = self.pixels = 0
+        model.register_forward_pre_hook(self._count)
+
+    def _count(self, module, args) -> None:
+        if args and hasattr(args[0], 'shape') and args[0].dim() == 4:
+            batch, _, height, width = args[0].shape
+            self.passes += 1
+            self.pixels += int(batch * height * width)
+
+    def take(self) -> Tuple[int, int]:
+        out, self.passes, self.pixels = (self.passes, self.pixels), 0, 0
+        return out
 
 
 def scale_cost(
@@ -181,7 +369,9 @@ def scale_cost(
 
     The three runs alternate within each round, in an order rotated from
     round to round (after one untimed round), each explaining every photo
-    for its first object's class with Grad-CAM.
+    for its first object's class with Grad-CAM, with the threads torch
+    picks by default. Each run's forward passes and input pixels are
+    counted too.
 
     Args:
         config (str): The demo config.
@@ -193,7 +383,9 @@ def scale_cost(
     Returns:
         dict: ``{'scales 1 2', 'scale 1', 'scale 2', 'ratio'}`` -> one
         value per round (ratio = multi-scale / sum of the single runs),
-        wall seconds; the same keys with `` (CPU)`` in process CPU seconds.
+        wall seconds; the same keys with `` (CPU)`` in process CPU
+        seconds, and with `` (passes)`` and `` (Mpx)`` the forward passes
+        and megapixels of input of each run.
     """
     runs = {
         name: CAMInferencer(
@@ -205,6 +397,7 @@ def scale_cost(
             ('scale 2', (2,)),
         )
     }
+    counters = {name: _PassCounter(inf.model) for name, inf in runs.items()}
     photos = list(dict.fromkeys(o.path for o in objects))
     targets = [[o.label for o in objects if o.path == p][:1] for p in photos]
     times: Dict[str, List[float]] = {}
@@ -215,9 +408,15 @@ def scale_cost(
             wall, cpu = _timed(
                 lambda inf=inferencer: inf(photos, targets=targets)
             )
+            passes, pixels = counters[name].take()
             if rnd:
-                times.setdefault(name, []).append(wall)
-                times.setdefault(f'{name} (CPU)', []).append(cpu)
+                for key, value in (
+                    ('', wall),
+                    (' (CPU)', cpu),
+                    (' (passes)', passes),
+                    (' (Mpx)', pixels / 1e6),
+                ):
+                    times.setdefault(name + key, []).append(value)
     for suffix in ('', ' (CPU)'):
         times['ratio' + suffix] = [
             m / (a + b)
@@ -228,6 +427,84 @@ def scale_cost(
             )
         ]
     return times
+
+
+def _memory_kib(key: str) -> int:
+    """A ``/proc/self/status`` figure (``VmRSS``, ``VmHWM``) in KiB."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def _explain_peak(
+    config: str,
+    checkpoint: str,
+    path: str,
+    label: int,
+    view: ViewOptions,
+    device: str,
+) -> Tuple[float, float]:
+    """In a fresh process: peak resident memory added by explaining
+    ``path`` with ``view`` (MiB over the resident size before, after
+    building the model and explaining the photo at scale 1 once), and its
+    wall seconds. Linux: the peak (``VmHWM``) is reset first through
+    ``/proc/self/clear_refs`` (``ru_maxrss`` would keep the peak of the
+    process that forked this one)."""
+    warm = CAMInferencer(config, checkpoint, device, view=ViewOptions(True))
+    warm(path, targets=[[label]])
+    inferencer = CAMInferencer(config, checkpoint, device, view=view)
+    base = _memory_kib('VmRSS')
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # reset VmHWM to the current resident size
+    wall, _ = _timed(lambda: inferencer(path, targets=[[label]]))
+    return (_memory_kib('VmHWM') - base) / 1024, wall
+
+
+def tile_memory(
+    config: str,
+    checkpoint: str,
+    obj: PhotoObject,
+    scale: float = 4.0,
+    tile_size: int = 448,
+    device: str = 'cpu',
+) -> Dict[str, Tuple[float, float]]:
+    """Peak memory and time of ``scales=(1, scale)`` untiled and tiled.
+
+    Each setting runs in its own fresh process, explaining ``obj``'s photo
+    for its class with Grad-CAM; memory is the peak resident size added
+    over the same process after building the model and explaining the
+    photo at scale 1 (Linux ``/proc``).
+
+    Args:
+        config (str): The demo config.
+        checkpoint (str): Its converted checkpoint.
+        obj (PhotoObject): The photo and class to explain.
+        scale (float): The large scale. Defaults to 4.
+        tile_size (int): Tile edge of the tiled run. Defaults to 448.
+        device (str): Where the model runs. Defaults to ``'cpu'``.
+
+    Returns:
+        dict: ``{setting: (peak MiB added, wall seconds)}``.
+    """
+    import multiprocessing
+
+    settings = {
+        f'scales 1 {scale:g}, untiled': ViewOptions(True, scales=(1, scale)),
+        f'scales 1 {scale:g}, tile {tile_size}': ViewOptions(
+            True, scales=(1, scale), tile_size=tile_size
+        ),
+    }
+    out = {}
+    ctx = multiprocessing.get_context('spawn')
+    for name, view in settings.items():
+        with ctx.Pool(1) as pool:
+            out[name] = pool.apply(
+                _explain_peak,
+                (config, checkpoint, obj.path, obj.label, view, device),
+            )
+    return out
 
 
 def _spread(values: Sequence[float]) -> str:
@@ -241,13 +518,20 @@ def markdown_table(
     objects: Sequence[PhotoObject],
     table: Dict[str, Dict[str, List[int]]],
     cost: Dict[str, List[float]],
+    reasons: Sequence[MissReason] = (),
+    memory: Optional[Dict[str, Tuple[float, float]]] = None,
 ) -> str:
-    """The pointing-game table, the per-object hits and the cost line.
+    """The pointing-game table, the per-object hits, why the misses
+    are missed and the cost lines.
 
     Args:
         objects (Sequence[PhotoObject]): The scored objects.
         table (dict): From :func:`pointing_table`.
         cost (dict): From :func:`scale_cost` (may be empty).
+        reasons (Sequence[MissReason]): From :func:`miss_reasons`.
+            Defaults to none.
+        memory (dict, optional): From :func:`tile_memory`. Defaults to
+            None.
 
     Returns:
         str: Markdown.
@@ -289,12 +573,59 @@ def markdown_table(
             + ' | '.join(cells)
             + ' |'
         )
+    if reasons:
+        lines += ['', 'Misses of the multi-scale column and what bounds them:']
+        lines += [''] + [r.line() for r in reasons]
     if cost:
+        lines += ['', *_cost_lines(cost)]
+    if memory:
         lines += [
             '',
-            'Seconds per run over all photos (median [min, max] of '
-            f'{len(cost["ratio"])} alternating rounds):',
+            'Peak memory added by one photo (each in a fresh process):',
             '',
+            '| run | peak MiB added | wall s |',
+            '|---|---|---|',
         ]
-        lines += [f'- {name}: {_spread(v)}' for name, v in cost.items()]
+        lines += [
+            f'| {name} | {mib:.0f} | {wall:.2f} |'
+            for name, (mib, wall) in memory.items()
+        ]
     return '\n'.join(lines)
+
+
+def _cost_lines(cost: Dict[str, List[float]]) -> List[str]:
+    """The cost table of :func:`scale_cost`'s figures."""
+    lines = [
+        'Cost per run over all photos (median [min, max] of '
+        f'{len(cost["ratio"])} alternating rounds):',
+        '',
+        '| run | wall s | process CPU s | forward passes | input Mpx |',
+        '|---|---|---|---|---|',
+    ]
+    for run in ('scales 1 2', 'scale 1', 'scale 2'):
+        if run not in cost:
+            continue
+        work = [
+            f'{statistics.median(cost[run + k]):g}' if run + k in cost else '-'
+            for k in (' (passes)', ' (Mpx)')
+        ]
+        lines.append(
+            f'| {run} | {_spread(cost[run])} | '
+            f'{_spread(cost.get(run + " (CPU)", cost[run]))} | '
+            + ' | '.join(work)
+            + ' |'
+        )
+    lines += ['']
+    for suffix in ('', ' (CPU)'):
+        if 'ratio' + suffix not in cost:
+            continue
+        best = [
+            min(cost[run + suffix])
+            for run in ('scales 1 2', 'scale 1', 'scale 2')
+        ]
+        lines.append(
+            f'- ratio{suffix or " (wall)"}, scales 1 2 / (scale 1 + scale '
+            f'2): per round {_spread(cost["ratio" + suffix])}; of the '
+            f'fastest rounds {best[0] / (best[1] + best[2]):.3f}'
+        )
+    return lines

@@ -516,7 +516,9 @@ def build_view_pipeline(
         [
             FramedPipeline(_build_transforms(scale_pipeline(base, s)))
             for s in view.scales
-        ]
+        ],
+        view.tile_size,
+        view.overlap,
     )
 
 
@@ -574,7 +576,15 @@ class CAMImageDataset(Dataset):
                 f'{type(err).__name__}: {" ".join(str(err).split())}'
             ) from err
         for view in data.get('views', [data]):
-            self._check_input(view.get('inputs'), item, index)
+            inputs, tiles = view.get('inputs'), view.get('tiles')
+            # A tiled view is explained tile by tile: each tile must fit.
+            parts = (
+                [inputs[..., y0:y1, x0:x1] for (y0, y1), (x0, x1) in tiles]
+                if tiles
+                else [inputs]
+            )
+            for part in parts:
+                self._check_input(part, item, index)
         return data
 
     def _check_input(self, inputs: Any, item: ImageInput, index: int) -> None:

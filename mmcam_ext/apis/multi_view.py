@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from ..utils.image import to_rgb
+from ..utils.maps import normalize_maps
 from .cam_engine import CAMEngine
 from .numerics import blank_flags
-from .views import ViewOptions, fuse_scales, to_original
+from .views import ViewOptions, blend_tiles, fuse_scales, to_original
 
 __all__ = ['explain_views', 'group_by_shape']
 
@@ -49,6 +50,39 @@ def group_by_shape(
     return chunks
 
 
+def _work(views: Sequence[dict]) -> List[Tuple[int, Any, torch.Tensor]]:
+    """``(view position, tile or None, input)`` per pass input: a view's
+    whole input, or each of its ``tiles``."""
+    items = []
+    for i, view in enumerate(views):
+        for tile in view.get('tiles') or [None]:
+            x = view['inputs']
+            if tile is not None:
+                (y0, y1), (x0, x1) = tile
+                x = x[..., y0:y1, x0:x1]
+            items.append((i, tile, x))
+    return items
+
+
+def _chunks(items, max_pixels: int, tile_pixels: int) -> List[List[int]]:
+    """Positions of ``items`` per pass: whole inputs grouped by shape
+    within ``max_pixels``; tiles within ``tile_pixels`` too, so a tiled
+    scale's memory is bounded by its tile, not by the scale."""
+    whole = [j for j, (_, tile, _) in enumerate(items) if tile is None]
+    tiled = [j for j, (_, tile, _) in enumerate(items) if tile is not None]
+    chunks = []
+    for members, limit in (
+        (whole, max_pixels),
+        (tiled, min(max_pixels, tile_pixels or max_pixels)),
+    ):
+        shapes = [items[j][2].shape for j in members]
+        chunks += [
+            [members[k] for k in chunk]
+            for chunk in group_by_shape(shapes, limit)
+        ]
+    return chunks
+
+
 def _explain_scale(
     engine: CAMEngine,
     preprocessor: nn.Module,
@@ -56,31 +90,71 @@ def _explain_scale(
     targets: Optional[torch.Tensor],
     options: dict,
     max_pixels: int,
+    overlap: int = 0,
+    tile_pixels: int = 0,
 ) -> List[Row]:
-    """One scale of every photo: per photo maps on its input and scores."""
-    rows: List[Row] = [{} for _ in views]
-    shapes = [tuple(v['inputs'].shape) for v in views]
-    for chunk in group_by_shape(shapes, max_pixels):
+    """One scale of every photo: per photo maps on its input and scores
+    (a tiled input's maps blended from its tiles')."""
+    items = _work(views)
+    results: List[Row] = [{} for _ in items]
+    for chunk in _chunks(items, max_pixels, tile_pixels):
+        owners = [items[j][0] for j in chunk]
         data = preprocessor(
             dict(
-                inputs=[views[i]['inputs'] for i in chunk],
-                data_samples=[views[i]['data_samples'] for i in chunk],
+                inputs=[items[j][2] for j in chunk],
+                data_samples=[views[i]['data_samples'] for i in owners],
             ),
             False,
         )
-        tgt = None if targets is None else targets[chunk]
+        tgt = None if targets is None else targets[owners]
         res = engine.explain(data['inputs'], targets=tgt, **options)
-        for j, i in enumerate(chunk):
-            rows[i] = dict(
-                maps={m: v[j] for m, v in res.maps.items()},
-                raw_maps={m: v[j] for m, v in res.raw_maps.items()},
-                targets=res.targets[j],
-                target_scores=res.target_scores[j],
-                pred_label=int(res.pred_labels[j]),
-                pred_score=float(res.pred_scores[j]),
+        for k, j in enumerate(chunk):
+            results[j] = dict(
+                maps={m: v[k] for m, v in res.maps.items()},
+                raw_maps={m: v[k] for m, v in res.raw_maps.items()},
+                targets=res.targets[k],
+                target_scores=res.target_scores[k],
+                pred_label=int(res.pred_labels[k]),
+                pred_score=float(res.pred_scores[k]),
                 target_layers=list(res.target_layers),
             )
+    rows = []
+    for i, view in enumerate(views):
+        parts = [(t, r) for (o, t, _), r in zip(items, results) if o == i]
+        rows.append(
+            parts[0][1]
+            if parts[0][0] is None
+            else _blended(parts, tuple(view['inputs'].shape[-2:]), overlap)
+        )
     return rows
+
+
+def _blended(parts: List[Tuple[Any, Row]], shape, overlap: int) -> Row:
+    """A tiled input's row: its tiles' signed maps blended
+    (:func:`blend_tiles`), then ReLU and min-max as one map.
+
+    A tile's class score pools over the tile only, so a gradient at a
+    pooled layer is ``input pixels / tile pixels`` times the whole
+    input's: each tile's signed map is scaled by its share of the input's
+    pixels first, which puts such maps on the whole input's scale.
+    """
+    tiles = [t for t, _ in parts]
+    pixels = shape[0] * shape[1]
+    shares = [(y1 - y0) * (x1 - x0) / pixels for (y0, y1), (x0, x1) in tiles]
+    maps, raw = {}, {}
+    for method in parts[0][1]['raw_maps']:
+        blended = blend_tiles(
+            [
+                torch.from_numpy(np.asarray(r['raw_maps'][method])) * share
+                for (_, r), share in zip(parts, shares)
+            ],
+            tiles,
+            shape,
+            overlap,
+        )
+        raw[method] = blended.numpy()
+        maps[method] = normalize_maps(blended.clamp(min=0)).numpy()
+    return dict(parts[0][1], maps=maps, raw_maps=raw)
 
 
 def _fused(
@@ -168,7 +242,14 @@ def explain_views(
     for s in range(len(view.scales)):
         views = [v[s] for v in batch['views']]
         rows = _explain_scale(
-            engine, preprocessor, views, tgt, options, max_pixels
+            engine,
+            preprocessor,
+            views,
+            tgt,
+            options,
+            max_pixels,
+            view.overlap,
+            (view.tile_size or 0) ** 2,
         )
         if tgt is None:  # later scales explain the first scale's classes
             tgt = torch.as_tensor(np.stack([r['targets'] for r in rows]))

@@ -41,6 +41,10 @@ __all__ = [
     'check_any_input_size',
     'to_original',
     'fuse_scales',
+    'TILE_ALIGN',
+    'tile_spans',
+    'input_tiles',
+    'blend_tiles',
 ]
 
 #: Crop steps of MMPretrain test pipelines (dropped in whole-image mode).
@@ -59,6 +63,13 @@ FIXED_INPUT_FAMILIES: Dict[str, str] = {
     'TNT': 'it asserts the input size of its config',
 }
 FUSIONS = ('mean', 'max')
+#: Tile corners lie on multiples of this many input pixels: the output
+#: stride of most classification backbones (32 for ResNet, EfficientNet,
+#: ConvNeXt, Swin; 16 for ViT-B/16 divides it), so a tile's feature grid is
+#: a sub-grid of the whole input's.
+TILE_ALIGN = 32
+Span = Tuple[int, int]
+Tile = Tuple[Span, Span]  # (y0, y1), (x0, x1) in input pixels
 DRAW_TARGETS = ('input', 'original')
 
 
@@ -81,6 +92,13 @@ class ViewOptions:
             model input) or ``'original'`` (the photo at its own
             resolution). Defaults to None: ``'original'`` in whole-image
             or multi-scale mode, else ``'input'``.
+        tile_size (int, optional): Explain a scale whose input has an edge
+            above this in overlapping tiles of at most ``tile_size`` square
+            (see :func:`input_tiles`, :func:`blend_tiles`), so memory
+            stays bounded by the tile, not the scale. Not for the first
+            scale (it gives the predictions). Defaults to None (no tiles).
+        tile_overlap (int, optional): Input pixels shared by neighbouring
+            tiles. Defaults to None (``tile_size // 4``).
     """
 
     whole_image: bool = False
@@ -88,6 +106,8 @@ class ViewOptions:
     scales: Tuple[float, ...] = (1.0,)
     scale_fusion: str = 'mean'
     draw_on: Optional[str] = None
+    tile_size: Optional[int] = None
+    tile_overlap: Optional[int] = None
 
     def __post_init__(self) -> None:
         scales = tuple(float(s) for s in self.scales)
@@ -111,6 +131,41 @@ class ViewOptions:
                 f'input_size must be an int >= 8, got {self.input_size!r}.',
                 option='input_size',
             )
+        self._check_tiles()
+
+    def _check_tiles(self) -> None:
+        if self.tile_size is None:
+            if self.tile_overlap is not None:
+                raise InputError(
+                    'tile_overlap applies with tile_size only.',
+                    option='tile_overlap',
+                )
+            return
+        if not isinstance(self.tile_size, int) or self.tile_size < 2 * (
+            TILE_ALIGN
+        ):
+            raise InputError(
+                f'tile_size must be an int >= {2 * TILE_ALIGN}, got '
+                f'{self.tile_size!r}.',
+                option='tile_size',
+            )
+        overlap = self.overlap
+        if not isinstance(overlap, int) or not (
+            0 <= overlap <= self.tile_size - TILE_ALIGN
+        ):
+            raise InputError(
+                f'tile_overlap must be an int from 0 to tile_size - '
+                f'{TILE_ALIGN} = {self.tile_size - TILE_ALIGN} (tiles '
+                f'advance by at least {TILE_ALIGN} px), got {overlap!r}.',
+                option='tile_overlap',
+            )
+
+    @property
+    def overlap(self) -> int:
+        """Input pixels shared by neighbouring tiles."""
+        if self.tile_overlap is not None:
+            return self.tile_overlap
+        return (self.tile_size or 0) // 4
 
     def _check_draw_target(self) -> None:
         if self.draw_on is not None and self.draw_on not in DRAW_TARGETS:
@@ -503,15 +558,132 @@ def fuse_scales(
     return normalize_maps(fused) if normalize else fused
 
 
+# ------------------------------------------------------------ tiles
+def tile_spans(
+    length: int, tile: int, overlap: int, align: int = TILE_ALIGN
+) -> List[Span]:
+    """Overlapping spans ``[start, end)`` that cover ``0..length``.
+
+    Starts lie on multiples of ``align``; each tile is ``tile`` long but
+    the last, which ends at ``length`` (and is longer than
+    ``tile - align``); neighbours share at least ``overlap`` pixels.
+
+    Args:
+        length (int): The input's edge.
+        tile (int): Longest span.
+        overlap (int): Least shared length of neighbours
+            (``<= tile - align``).
+        align (int): Start multiple. Defaults to :data:`TILE_ALIGN`.
+
+    Returns:
+        list[tuple[int, int]]: One span when ``length <= tile``.
+    """
+    if length <= tile:
+        return [(0, length)]
+    last = -(-(length - tile) // align) * align  # the tile ending at length
+    starts = [0]
+    while starts[-1] < last:
+        step = (starts[-1] + tile - overlap) // align * align
+        starts.append(min(last, max(step, starts[-1] + align)))
+    return [(start, min(start + tile, length)) for start in starts]
+
+
+def input_tiles(
+    shape: Sequence[int], tile: int, overlap: int
+) -> Optional[List[Tile]]:
+    """The tiles of an input of ``(..., H, W)``, or None if it fits one.
+
+    Args:
+        shape (Sequence[int]): The input's shape.
+        tile (int): Longest tile edge.
+        overlap (int): Least overlap of neighbours.
+
+    Returns:
+        list, optional: ``((y0, y1), (x0, x1))`` per tile, row by row.
+    """
+    height, width = int(shape[-2]), int(shape[-1])
+    if max(height, width) <= tile:
+        return None
+    rows = tile_spans(height, tile, overlap)
+    cols = tile_spans(width, tile, overlap)
+    return [(r, c) for r in rows for c in cols]
+
+
+def _tile_weight(span: Span, length: int, overlap: int) -> torch.Tensor:
+    """A tile's blending weight along one axis: 0 within ``overlap / 4``
+    of an edge it shares with a neighbour, rising linearly to 1 at
+    ``overlap / 2`` (edges of the input itself are not shared)."""
+    start, end = span
+    pos = torch.arange(end - start, dtype=torch.float64) + 0.5
+    inf = torch.full_like(pos, math.inf)
+    dist = torch.minimum(
+        pos if start > 0 else inf, (end - start) - pos if end < length else inf
+    )
+    if overlap < 2:
+        return torch.ones_like(pos)
+    quarter = overlap / 4
+    return ((dist - quarter) / quarter).clamp(0, 1)
+
+
+def blend_tiles(
+    maps: Sequence[torch.Tensor],
+    tiles: Sequence[Tile],
+    shape: Tuple[int, int],
+    overlap: int,
+) -> torch.Tensor:
+    """Maps of tiles as one map of the whole input.
+
+    Each pixel is the weighted mean of the tiles that hold it; a tile's
+    weight is 0 within ``overlap / 4`` of an edge it shares with a
+    neighbour and 1 beyond ``overlap / 2`` (every pixel has a tile of
+    weight 1). So where every tile's map equals the whole input's map
+    farther than ``overlap / 4`` from its shared edges (a model whose
+    receptive field reaches less far, tiles on its stride), the blend
+    equals the whole input's map.
+
+    Args:
+        maps (Sequence[torch.Tensor]): ``(..., h_t, w_t)`` per tile.
+        tiles (Sequence): From :func:`input_tiles`.
+        shape (tuple[int, int]): The input's ``(H, W)``.
+        overlap (int): The tiles' overlap.
+
+    Returns:
+        torch.Tensor: ``(..., H, W)``.
+    """
+    height, width = shape
+    lead = maps[0].shape[:-2]
+    total = torch.zeros(*lead, height, width, dtype=torch.float64)
+    weight = torch.zeros(height, width, dtype=torch.float64)
+    for tile_map, ((y0, y1), (x0, x1)) in zip(maps, tiles):
+        w = torch.outer(
+            _tile_weight((y0, y1), height, overlap),
+            _tile_weight((x0, x1), width, overlap),
+        )
+        total[..., y0:y1, x0:x1] += tile_map.double() * w
+        weight[y0:y1, x0:x1] += w
+    return (total / weight).to(maps[0].dtype)
+
+
 class ViewsPipeline:
     """Several framed pipelines (one per scale) over one decoded photo.
 
     Args:
         pipelines (Sequence[FramedPipeline]): One per scale.
+        tile_size (int, optional): Tile every view but the first whose
+            input has an edge above this (:func:`input_tiles`). Defaults
+            to None.
+        overlap (int): The tiles' overlap. Defaults to 0.
     """
 
-    def __init__(self, pipelines: Sequence[FramedPipeline]) -> None:
+    def __init__(
+        self,
+        pipelines: Sequence[FramedPipeline],
+        tile_size: Optional[int] = None,
+        overlap: int = 0,
+    ) -> None:
         self.pipelines = list(pipelines)
+        self.tile_size = tile_size
+        self.overlap = overlap
 
     def __call__(self, data: dict) -> dict:
         """Run every pipeline on ``data``.
@@ -522,11 +694,33 @@ class ViewsPipeline:
 
         Returns:
             dict: The first pipeline's output, plus ``views`` (every
-            pipeline's output, each with its ``frame``) and ``ori_img``
-            (the photo, BGR).
+            pipeline's output, each with its ``frame`` and, when tiled,
+            its ``tiles``) and ``ori_img`` (the photo, BGR).
+
+        Raises:
+            InputError: The first view would need tiles.
         """
         views = [pipeline(dict(data)) for pipeline in self.pipelines]
+        if self.tile_size is not None:
+            self._tile(views, self.tile_size)
         out = dict(views[0])
         out['views'] = views
         out['ori_img'] = data['img']
         return out
+
+    def _tile(self, views: List[dict], size: int) -> None:
+        """Add ``tiles`` to the views above the tile ``size``."""
+        shape = tuple(views[0]['inputs'].shape[-2:])
+        if input_tiles(shape, size, self.overlap):
+            raise InputError(
+                f"The first scale's input ({shape[1]}x{shape[0]}) is larger "
+                f'than tile_size={size}, but the first scale is '
+                'explained whole (it gives the predictions and the '
+                'explained classes): raise tile_size or put a smaller scale '
+                'first.',
+                option='tile_size',
+            )
+        for view in views[1:]:
+            tiles = input_tiles(view['inputs'].shape, size, self.overlap)
+            if tiles:
+                view['tiles'] = tiles

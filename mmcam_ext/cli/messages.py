@@ -30,6 +30,8 @@ VIS_CAM_FLAGS: Dict[str, str] = {
     'input_size': '--input-size',
     'scale_fusion': '--scale-fusion',
     'draw_on': '--draw-on',
+    'tile_size': '--tile-size',
+    'tile_overlap': '--tile-overlap',
 }
 #: API names that are also plain words: translated only in an error whose
 #: ``option`` is that argument.

@@ -296,6 +296,19 @@ def add_view_args(parser: argparse.ArgumentParser) -> None:
         help='How the maps of --scales are fused',
     )
     group.add_argument(
+        '--tile-size',
+        type=int_at_least(64),
+        help='Explain a scale whose input has an edge above this in '
+        'overlapping tiles of this size, blended (memory bounded by the '
+        'tile); not the first scale; default: no tiles',
+    )
+    group.add_argument(
+        '--tile-overlap',
+        type=int_at_least(0),
+        help='Input pixels shared by neighbouring tiles; default: a '
+        'quarter of --tile-size',
+    )
+    group.add_argument(
         '--draw-on',
         choices=('input', 'original'),
         help='Draw on the model input or on the original photo at its own '
@@ -321,6 +334,8 @@ def view_options(args: argparse.Namespace) -> ViewOptions:
         scales=tuple(args.scales),
         scale_fusion=args.scale_fusion,
         draw_on=args.draw_on,
+        tile_size=args.tile_size,
+        tile_overlap=args.tile_overlap,
     )
 
 

@@ -51,6 +51,29 @@ def test_whole_image_maps_on_each_photo(small_setup, tmp_path):
         assert grid.shape[0] >= shape[0]  # drawn at the photo's size
 
 
+def test_tile_flags_reach_the_views(small_setup, tmp_path):
+    out = tmp_path / 'out'
+    flags = ['--whole-image', '--scales', '1', '4', '--tile-size', '128']
+    args = vis_cam.parse_args(
+        ['a.png', 'c.py', 'w.pth', *flags, '--tile-overlap', '64']
+    )
+    view = vis_cam.view_options(args)
+    assert (view.tile_size, view.overlap) == (128, 64)
+    code = _main(small_setup, *flags, '--save-raw', '--out-dir', out)
+    assert code == 0
+    reference = CAMInferencer(
+        small_setup['config'],
+        pretrained=small_setup['ckpt'],
+        view=ViewOptions(whole_image=True, scales=(1, 4), tile_size=128),
+    )(small_setup['img_dir'])
+    for i, res in enumerate(reference):
+        assert 'tiles' not in res  # tiles stay inside the views
+        ((row, saved),) = load_cams(out / 'raw', i, 'GradCAM')
+        np.testing.assert_allclose(
+            saved, res['maps']['GradCAM'][0], atol=2**-11
+        )
+
+
 def test_drawn_image_marks_the_view_box():
     image = np.zeros((40, 50, 3), np.uint8)
     res = dict(image=image, view_box=(10, 5, 30, 25))
@@ -67,6 +90,11 @@ def test_drawn_image_marks_the_view_box():
     [
         (['--input-size', '96'], '--input-size applies with --whole-image'),
         (['--draw-on', 'input', '--scales', '1', '2'], '--draw-on'),
+        (['--whole-image', '--tile-overlap', '16'], '--tile-overlap'),
+        (
+            ['--whole-image', '--scales', '4', '1', '--tile-size', '128'],
+            'raise --tile-size or put a smaller scale first',
+        ),
     ],
 )
 def test_view_flag_mistakes(small_setup, tmp_path, capsys, flags, message):
