@@ -401,6 +401,7 @@ class CAMInferencer:
         eigen_smooth: bool = False,
         num_workers: int = 0,
         skip_bad_images: bool = False,
+        descriptors: bool = False,
     ) -> Iterator[dict]:
         """Explain images, yielding one result dict per image as its batch
         finishes, in input order.
@@ -433,6 +434,10 @@ class CAMInferencer:
                 ``{'img_path', 'index', 'error'}`` instead of raising its
                 error. Defaults
                 to False.
+            descriptors (bool): Also compute each map's evidence
+                descriptor (``descriptors`` in the results; the config's
+                test pipeline only, not with a ``view``). Defaults to
+                False.
 
         Yields:
             dict: Per image: ``img_path``, ``image`` (RGB uint8, what the
@@ -444,6 +449,7 @@ class CAMInferencer:
             scale, where its input lies in the photo), ``maps`` and
             ``raw_maps`` (``{method: (K, H, W)}``), ``blank`` (``{method:
             (K,) bool}``, True where that map is zero everywhere),
+            ``descriptors`` (``{method: (K, D)}``, empty unless asked for),
             ``target_layers``, ``targets``, ``target_scores``,
             ``pred_label``, ``pred_score`` and, when the model knows its
             classes, ``pred_class`` and ``target_classes``.
@@ -471,6 +477,7 @@ class CAMInferencer:
             topk=topk,
             aug_smooth=aug_smooth,
             eigen_smooth=eigen_smooth,
+            descriptors=descriptors and self.view.plain,
         )
         for loaded in loader:
             yield from self._explain_loaded(
@@ -552,7 +559,7 @@ class CAMInferencer:
             preprocessor,
             batch,
             targets,
-            options,
+            {k: v for k, v in options.items() if k != 'descriptors'},
             self.view,
             self.limits.max_input_pixels,
         )
@@ -582,6 +589,7 @@ class CAMInferencer:
             maps={m: v[i] for m, v in res.maps.items()},
             raw_maps={m: v[i] for m, v in res.raw_maps.items()},
             blank={m: v[i] for m, v in res.blank.items()},
+            descriptors={m: v[i] for m, v in res.descriptors.items()},
             target_layers=list(res.target_layers),
             targets=res.targets[i],
             target_scores=res.target_scores[i],
