@@ -234,11 +234,40 @@ def check_classifier(model: nn.Module) -> None:
     Raises:
         ModelError: A self-supervised, retrieval or multi-modal model.
     """
+    _check_classifier_class(type(model))
+
+
+def check_classifier_config(cfg: Config) -> None:
+    """Refuse a config whose ``model.type`` is not a classifier, before
+    anything else is read from it (a self-supervised config has no test
+    pipeline either, but *not a classifier* is what helps).
+
+    Args:
+        cfg (Config): A model config.
+
+    Raises:
+        ModelError: ``model.type`` names a registered MMPretrain model
+            that is not a classifier.
+    """
+    from mmpretrain.registry import MODELS
+
+    model_cfg = cfg.get('model')
+    kind = model_cfg.get('type') if isinstance(model_cfg, dict) else None
+    if isinstance(kind, str):
+        try:
+            cls = MODELS.get(kind)
+        except Exception:  # an unknown scope: building will say so
+            cls = None
+        if isinstance(cls, type):
+            _check_classifier_class(cls)
+
+
+def _check_classifier_class(cls: type) -> None:
     from mmengine.model import BaseModel
     from mmpretrain.models.classifiers import BaseClassifier
 
-    if isinstance(model, BaseModel) and not isinstance(model, BaseClassifier):
-        names = [c.__name__ for c in type(model).__mro__]
+    if issubclass(cls, BaseModel) and not issubclass(cls, BaseClassifier):
+        names = [c.__name__ for c in cls.__mro__]
         kind = (
             'a self-supervised pre-training model'
             if 'BaseSelfSupervisor' in names
@@ -247,7 +276,7 @@ def check_classifier(model: nn.Module) -> None:
             else f'a {names[1]}'
         )
         raise ModelError(
-            f'{type(model).__name__} is not a classifier ({kind}): CAMs '
+            f'{cls.__name__} is not a classifier ({kind}): CAMs '
             'explain class scores. Use a classification config '
             "(model.type='ImageClassifier' or 'TimmClassifier'), e.g. the "
             "model's fine-tuning or linear-probe config.",
@@ -359,6 +388,7 @@ class CAMInferencer:
         if _is_config_path(model):
             model = load_config(model)
         if isinstance(model, Config):
+            check_classifier_config(model)  # the most useful error first
             build_test_pipeline(model)  # fails before the model is built
         self.model = build_model(model, pretrained, device, strict)
         self.config = getattr(self.model, '_config', None)

@@ -51,8 +51,8 @@ from mmcam_ext.errors import (
     OutputError,
 )
 from mmcam_ext.fileio import (
-    CAMWriter,
     CAMSample,
+    CAMWriter,
     WriterOptions,
     read_shard,
     write_index,
@@ -71,7 +71,7 @@ from .checks import (
     int_at_least,
     positive_float,
 )
-from .messages import cli_message, report
+from .messages import cli_message, quiet_known_warnings, report
 
 DEFAULT_OUT_DIR = osp.join('work_dirs', 'vis_cam')
 PROG = 'vis_cam.py'
@@ -849,9 +849,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         int: 0 (done), 2 (a user's mistake, one line on stderr) or 3 (done,
         but some inputs were skipped; 0 with ``--skip-bad-images``).
     """
-    warnings.filterwarnings(
-        'ignore', message='Fail to import ``MultiScaleDeformableAttention``'
-    )
+    quiet_known_warnings()
     args = parse_args(argv)
     try:
         return run(args)

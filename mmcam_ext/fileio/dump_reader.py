@@ -125,9 +125,7 @@ class CAMDump:
                 self.partial = bool(self.meta.get('partial'))
                 self.missing = list(self.meta.get('missing') or [])
             else:
-                self.meta, rows, self.missing = read_partial(
-                    self.folder, rank
-                )
+                self.meta, rows, self.missing = read_partial(self.folder, rank)
                 self.partial = True
         except FileNotFoundError as err:
             raise InputError(
@@ -139,7 +137,9 @@ class CAMDump:
         self.rows = [r for r in typed if self._complete(r)]
         self.torn = len(typed) - len(self.rows)
         if self.partial or self.torn:
-            warnings.warn(self._partial_message(), PartialDumpWarning)
+            warnings.warn(
+                self._partial_message(), PartialDumpWarning, stacklevel=2
+            )
 
     def _partial_message(self) -> str:
         samples = len({r['dataset_index'] for r in self.rows})

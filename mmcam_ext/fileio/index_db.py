@@ -180,9 +180,7 @@ def read_shard(
     """
     db = sqlite3.connect(str(path))
     try:
-        meta = {
-            k: json.loads(v) for k, v in db.execute('SELECT * FROM meta')
-        }
+        meta = {k: json.loads(v) for k, v in db.execute('SELECT * FROM meta')}
         names = list(INDEX_FIELDS) + ['extra']
         cols = ', '.join(f'"{n}"' for n in names)
         rows = []

@@ -25,7 +25,6 @@ import os.path as osp
 from pathlib import Path
 from typing import (
     IO,
-    Any,
     Dict,
     List,
     Optional,
@@ -259,9 +258,7 @@ def open_array(path: PathLike) -> np.ndarray:
     rows = complete_rows(path)
     if rows == 0:
         return np.empty((0, *shape[1:]), dtype)
-    return np.memmap(
-        path, dtype, 'r', offset=offset, shape=(rows, *shape[1:])
-    )
+    return np.memmap(path, dtype, 'r', offset=offset, shape=(rows, *shape[1:]))
 
 
 def seal_array(path: PathLike, rows: int) -> None:

@@ -82,8 +82,8 @@ class CAMWriter:
 
     Args:
         folder (str | Path): The dump folder (created on the first write).
-        options (WriterOptions): What to write.
-            Defaults to ``WriterOptions()``.
+        options (WriterOptions, optional): What to write.
+            Defaults to None (``WriterOptions()``).
         overlay (Callable, optional): ``(rgb image, map) -> rgb overlay``,
             needed for per-sample overlays and thumbnails. Defaults to None.
     """
@@ -91,11 +91,11 @@ class CAMWriter:
     def __init__(
         self,
         folder: Union[str, Path],
-        options: WriterOptions = WriterOptions(),
+        options: Optional[WriterOptions] = None,
         overlay: Optional[Overlay] = None,
     ) -> None:
         self.folder = Path(folder)
-        self.options = options
+        self.options = options = options or WriterOptions()
         self.overlay = overlay
         self.jobs = BackgroundWriter(options.max_pending)
         self.outputs: List[BaseOutput] = []
