@@ -138,13 +138,15 @@ class CAMWriter:
             return
         self._opened = True
         for cfg in self.options.output_cfgs():
-            out = OUTPUT_WRITERS.build(
-                cfg,
-                default_args=dict(
-                    folder=self.folder,
-                    options=self.options,
-                    overlay=self.overlay,
-                ),
+            args = dict(cfg)
+            # looked up, not built: a runner's default scope (mmpretrain)
+            # has no such registry
+            cls = OUTPUT_WRITERS.get(args.pop('type'))
+            out = cls(
+                folder=self.folder,
+                options=self.options,
+                overlay=self.overlay,
+                **args,
             )
             out.open()
             self.outputs.append(out)
