@@ -37,7 +37,9 @@ class SlowIterHook(Hook):
     def __init__(self, seconds: float = 0.1) -> None:
         self.seconds = seconds
 
-    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+    def after_test_iter(
+        self, runner, batch_idx, data_batch=None, outputs=None
+    ):
         time.sleep(self.seconds)
 
 

@@ -66,7 +66,9 @@ def test_killed_tool_keeps_every_committed_image(
         res = want[row['dataset_index']]
         assert Path(res['img_path']).name == Path(row['img_path']).name
         assert row['target'] == int(res['targets'][0])
-        np.testing.assert_allclose(cam, res['maps'][row['method']][0], atol=2e-3)
+        np.testing.assert_allclose(
+            cam, res['maps'][row['method']][0], atol=2e-3
+        )
     # the descriptors of those rows are there too
     assert all(r['desc_file'] for r in dump.rows)
 

@@ -78,9 +78,7 @@ def _check_rows(rows_maps, samples):
     for row, cam in rows_maps:
         s = by_index[row['dataset_index']]
         k = KINDS.index(row['target_kind'])
-        np.testing.assert_allclose(
-            cam, s.maps[row['method']][k], atol=2**-10
-        )
+        np.testing.assert_allclose(cam, s.maps[row['method']][k], atol=2**-10)
 
 
 def test_a_stopped_writer_leaves_a_readable_partial_dump(tmp_path):
@@ -194,7 +192,9 @@ def test_descriptors_are_stored_beside_the_maps(tmp_path):
         k = KINDS.index(row['target_kind'])
         want = samples[row['dataset_index']].descriptors['GradCAM'][k]
         np.testing.assert_allclose(vec, want, rtol=1e-3, atol=1e-3)
-        assert row['desc_file'] == f'descriptors/GradCAM_{row["target_kind"]}.npy'
+        assert (
+            row['desc_file'] == f'descriptors/GradCAM_{row["target_kind"]}.npy'
+        )
     arr = np.load(tmp_path / 'descriptors' / 'GradCAM_pred.npy', 'r')
     assert arr.dtype == np.float16 and arr.shape == (5, DIM)
 
