@@ -50,6 +50,8 @@ def test_killed_tool_keeps_every_committed_image(
     finally:
         if proc.poll() is None:
             proc.kill()
+    output = proc.stdout.read() if proc.stdout else ''
+    assert 'MultiScaleDeformableAttention' not in output
     with pytest.warns(PartialDumpWarning, match='dump finish'):
         dump = CAMDump(raw)
     done = {r['dataset_index'] for r in dump.rows}
