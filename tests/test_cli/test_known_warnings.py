@@ -32,7 +32,10 @@ def test_only_the_known_warning_is_hidden(module, argv, capsys):
         warnings.warn(
             MMCV_LITE_WARNING + ' from ``mmcv.ops.multi_scale_deform_attn``',
             UserWarning,
+            stacklevel=1,
         )
-        warnings.warn('Fail to import something else', UserWarning)
+        warnings.warn(
+            'Fail to import something else', UserWarning, stacklevel=1
+        )
     messages = [str(w.message) for w in caught]
     assert messages == ['Fail to import something else']
