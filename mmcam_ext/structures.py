@@ -205,7 +205,6 @@ class CAMResult:
         index: int,
         image: np.ndarray,
         kinds: Sequence[str],
-        signed: bool = False,
         info: Optional[Dict[str, Any]] = None,
     ) -> 'CAMSample':
         """Sample ``j`` of the batch, as handed to the dump writers.
@@ -216,8 +215,6 @@ class CAMResult:
             image (np.ndarray): ``HxWx3`` uint8 RGB the maps align with;
                 maps are cropped to its size.
             kinds (Sequence[str]): The ``K`` target kinds.
-            signed (bool): Take the signed maps (before the ReLU).
-                Defaults to False.
             info (dict, optional): Columns shared by the sample's rows.
                 Defaults to None.
 
@@ -225,12 +222,12 @@ class CAMResult:
             CAMSample: The sample.
         """
         h, w = image.shape[:2]
-        maps = self.raw_maps if signed else self.maps
         return CAMSample(
             index=int(index),
             stem=f'{int(index):06d}',
             image=image,
-            maps={n: m[j, :, :h, :w] for n, m in maps.items()},
+            maps={n: m[j, :, :h, :w] for n, m in self.maps.items()},
+            raw_maps={n: m[j, :, :h, :w] for n, m in self.raw_maps.items()},
             kinds=list(kinds),
             targets=[int(t) for t in self.targets[j]],
             target_scores=[float(s) for s in self.target_scores[j]],
@@ -252,13 +249,16 @@ class CAMSample:
         index (int): Dataset index (hook) or input number (tool).
         stem (str): File-name stem of its files (``'000012'``).
         image (np.ndarray): ``HxWx3`` uint8 RGB the maps align with.
-        maps (dict): ``{method: (K, H, W)}`` float maps.
+        maps (dict): ``{method: (K, H, W)}`` float maps in ``[0, 1]``.
         kinds (Sequence[str]): ``K`` target kinds (``'pred'``, ``'gt'``,
             ``'top1'``...).
         targets (Sequence[int]): ``K`` explained classes.
         target_scores (Sequence[float]): ``K`` scores of those classes.
         blank (dict): ``{method: (K,) bool}``, maps zero after the ReLU.
             Defaults to ``{}``.
+        raw_maps (dict): ``{method: (K, H, W)}`` signed maps before the
+            ReLU (what writers store with ``signed=True``). Defaults to
+            ``{}``.
         descriptors (dict): ``{method: (K, D)}`` evidence descriptors
             (:mod:`mmcam_ext.utils.descriptors`); empty when not computed.
             Defaults to ``{}``.
@@ -275,5 +275,22 @@ class CAMSample:
     targets: Sequence[int]
     target_scores: Sequence[float]
     blank: Dict[str, np.ndarray] = field(default_factory=dict)
+    raw_maps: Dict[str, np.ndarray] = field(default_factory=dict)
     descriptors: Dict[str, np.ndarray] = field(default_factory=dict)
     info: Dict[str, Any] = field(default_factory=dict)
+
+    def cams(self, signed: bool = False) -> Dict[str, np.ndarray]:
+        """The maps to store and draw: the signed ones or the ``[0, 1]``
+        ones.
+
+        Raises:
+            ValueError: ``signed`` but the sample has no signed maps.
+        """
+        if not signed:
+            return self.maps
+        if not self.raw_maps:
+            raise ValueError(
+                f'Sample {self.index} has no signed maps (raw_maps) to '
+                'store with signed=True.'
+            )
+        return self.raw_maps

@@ -613,13 +613,18 @@ class CAMInferencer:
             yield self._result(batch, res, i)
 
     def _result(self, batch: dict, res, i: int) -> dict:
+        """Image ``i`` of a batch result, sliced by
+        :meth:`~mmcam_ext.structures.CAMResult.sample`."""
+        image = to_rgb(batch['inputs'][i].cpu().numpy(), 'bgr')
+        kinds = [f'top{k + 1}' for k in range(res.targets.shape[1])]
+        sample = res.sample(i, batch['index'][i], image, kinds)
         out = dict(
             img_path=batch['img_path'][i],
-            image=to_rgb(batch['inputs'][i].cpu().numpy(), 'bgr'),
-            maps={m: v[i] for m, v in res.maps.items()},
-            raw_maps={m: v[i] for m, v in res.raw_maps.items()},
-            blank={m: v[i] for m, v in res.blank.items()},
-            descriptors={m: v[i] for m, v in res.descriptors.items()},
+            image=image,
+            maps=sample.maps,
+            raw_maps=sample.raw_maps,
+            blank=sample.blank,
+            descriptors=sample.descriptors,
             target_layers=list(res.target_layers),
             targets=res.targets[i],
             target_scores=res.target_scores[i],

@@ -74,9 +74,10 @@ class WriterOptions:
         descriptors (bool): Evidence descriptors beside the raw maps
             (only with ``save_raw``, and only for samples that carry
             them). Defaults to True.
-        signed (bool): The maps are signed (before the ReLU): stored as
-            float32 whatever ``raw_dtype`` says (signed values can be too
-            small for float16). Defaults to False.
+        signed (bool): Write the signed maps (before the ReLU, the
+            samples' ``raw_maps``), stored as float32 whatever ``raw_dtype``
+            says (signed values can be too small for float16). Defaults to
+            False.
         suffix (str): File suffix of this process (``'.rank1'``).
             Defaults to ``''``.
         max_pending (int): Queued jobs at most (``0``: write in the
@@ -146,11 +147,14 @@ class WriterOptions:
         return cfgs
 
 
-def row_map(sample: CAMSample, row: Row) -> np.ndarray:
-    """The float32 map of one row of ``sample``, cropped to its image."""
+def row_map(sample: CAMSample, row: Row, signed: bool = False) -> np.ndarray:
+    """The float32 map of one row of ``sample``, cropped to its image
+    (``signed``: the map before the ReLU, as :class:`WriterOptions` says).
+    """
     k = list(sample.kinds).index(row['target_kind'])
     h, w = sample.image.shape[:2]
-    return np.asarray(sample.maps[row['method']][k], np.float32)[:h, :w]
+    cam = sample.cams(signed)[row['method']][k]
+    return np.asarray(cam, np.float32)[:h, :w]
 
 
 class BaseOutput:
@@ -213,7 +217,10 @@ class MapStoreOutput(BaseOutput):
         hw = sample.image.shape[:2]
         for row in rows:
             rel, at = self.store.put(
-                row['method'], row['target_kind'], hw, row_map(sample, row)
+                row['method'],
+                row['target_kind'],
+                hw,
+                row_map(sample, row, self.options.signed),
             )
             row['raw_file'], row['raw_row'] = rel, at
 
@@ -290,7 +297,7 @@ class ThumbnailOutput(BaseOutput):
             row['input_thumb'] = ref
             if self.overlay is None:
                 continue
-            cam = row_map(sample, row)
+            cam = row_map(sample, row, self.options.signed)
             tile = self.overlay(small, _resize_map(cam, small.shape[:2]))
             row['thumb'] = self.sheets.reserve(
                 f'{row["method"]}_{row["target_kind"]}'
@@ -320,7 +327,9 @@ class ImageOutput(BaseOutput):
             )
             write_png(
                 self.folder / file,
-                self.overlay(sample.image, row_map(sample, row)),
+                self.overlay(
+                    sample.image, row_map(sample, row, self.options.signed)
+                ),
             )
             row['file'] = file
 

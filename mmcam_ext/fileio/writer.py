@@ -160,7 +160,7 @@ class CAMWriter:
     def _write_sample(self, sample: CAMSample) -> None:
         """Background job: rows, every writer's files, then the commit."""
         self._open()
-        rows = _rows(sample)
+        rows = _rows(sample, self.options.signed)
         for out in self.outputs:
             try:
                 out.add(sample, rows)
@@ -214,12 +214,12 @@ def _capped(errors: List[str]) -> List[str]:
     return errors[:MAX_ERRORS] + [f'... {len(errors) - MAX_ERRORS} more']
 
 
-def _rows(sample: CAMSample) -> List[Dict[str, Any]]:
+def _rows(sample: CAMSample, signed: bool) -> List[Dict[str, Any]]:
     """The index rows of one sample, before the writers fill their
     columns: one per target kind x method."""
     rows = []
     for k, kind in enumerate(sample.kinds):
-        for method, maps in sample.maps.items():
+        for method, maps in sample.cams(signed).items():
             blank = sample.blank.get(method)
             h, w = sample.image.shape[:2]
             cam = np.asarray(maps[k], np.float32)[:h, :w]

@@ -100,9 +100,7 @@ class EvalDump:
     def add(self, key: Key, sample: CAMSample) -> None:
         """Write (or hold back) one explained sample."""
         if self.hold_back:
-            self._held.append(
-                (key, sample if self.options.signed else _compact(sample))
-            )
+            self._held.append((key, _compact(sample, self.options.signed)))
         else:
             self._write(key, sample)
 
@@ -208,8 +206,13 @@ class EvalDump:
             )
 
 
-def _compact(sample: CAMSample) -> CAMSample:
-    """A held-back sample with float16 maps (half the memory)."""
+def _compact(sample: CAMSample, signed: bool) -> CAMSample:
+    """A held-back sample with only the maps it will write: the signed
+    ones as they are, else float16 maps (a quarter of the memory)."""
+    if signed:
+        return replace(sample, maps={})
     return replace(
-        sample, maps={m: v.astype(np.float16) for m, v in sample.maps.items()}
+        sample,
+        maps={m: v.astype(np.float16) for m, v in sample.maps.items()},
+        raw_maps={},
     )

@@ -418,9 +418,7 @@ class CAMVisualizationHook(Hook):
             )
             dump.add(
                 (pick.order, pick.index),
-                result.sample(
-                    j, pick.index, image, self.kinds, self.output.signed, info
-                ),
+                result.sample(j, pick.index, image, self.kinds, info),
             )
 
     # ---------------------------------------------------------- drawing
@@ -445,13 +443,15 @@ class CAMVisualizationHook(Hook):
                 self._drawer = CAMVisualizer(name='mmcam_ext_hook_drawer')
             drawer = self._drawer
 
+        signed = self.output.signed
+
         def draw(sample: CAMSample, kind: str) -> np.ndarray:
             k = list(sample.kinds).index(kind)
             info = sample.info
             return drawer.draw_cam(
                 sample.image,
-                {n: m[k] for n, m in sample.maps.items()},
-                signed=self.output.signed,
+                {n: m[k] for n, m in sample.cams(signed).items()},
+                signed=signed,
                 gt_label=info['gt'],
                 pred_label=info['pred'],
                 pred_score=info['score'],
