@@ -21,6 +21,7 @@ import warnings
 from functools import partial
 from pathlib import Path
 from typing import (
+    Any,
     Dict,
     List,
     NoReturn,
@@ -34,6 +35,7 @@ from typing import (
 import numpy as np
 from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
+from torch import nn
 
 from mmcam_ext.apis import CAMInferencer, list_images
 from mmcam_ext.apis.checks import (
@@ -60,6 +62,7 @@ from mmcam_ext.fileio import (
 from mmcam_ext.methods import method_names
 from mmcam_ext.methods.builder import method_configs, parse_method_options
 from mmcam_ext.utils.image import class_text
+from mmcam_ext.utils.model import model_fingerprint
 from mmcam_ext.visualization import CAMVisualizer, draw_cam_rows
 
 from .checks import (
@@ -458,15 +461,21 @@ def writer_options(args) -> WriterOptions:
     )
 
 
-def open_writer(args, images: Sequence[str] = ()) -> CAMWriter:
+def open_writer(
+    args, images: Sequence[str] = (), model: Optional[nn.Module] = None
+) -> CAMWriter:
     """The shared writer: grids in the background; with ``--save-raw``
     raw maps, descriptors and the streaming index of the dump folder (a
     killed run keeps every committed image; ``python -m mmcam_ext dump
-    finish`` writes its index)."""
+    finish`` writes its index). The index meta records the config, the
+    inputs and the model's fingerprint (compared by pattern mining)."""
     folder = raw_dump_dir(args) if args.save_raw else '.'
     writer = CAMWriter(folder, writer_options(args))
     if args.save_raw:
-        writer.set_meta(dict(config=args.config, tool='vis_cam'))
+        meta: Dict[str, Any] = dict(config=args.config, tool='vis_cam')
+        if model is not None:
+            meta['model_fingerprint'] = model_fingerprint(model)
+        writer.set_meta(meta)
         writer.expect(range(len(images)), list(images))
     return writer
 
@@ -706,7 +715,7 @@ def _explain_all(args, inferencer, images, prefixes, methods, targets):
         skip_bad_images=True,
         descriptors=bool(args.save_raw and not args.no_descriptors),
     )
-    writer = open_writer(args, images)
+    writer = open_writer(args, images, inferencer.model)
     try:
         written, skipped = _write_all(
             args, inferencer, images, prefixes, results, writer, warn, bar
@@ -728,6 +737,8 @@ def _write_all(
     written: Dict[str, str] = {}
     skipped: List[Tuple[str, BaseException]] = []
     for i, res in enumerate(results):
+        if not written and 'error' not in res and args.save_raw:
+            writer.set_meta(dict(target_layers=list(res['target_layers'])))
         if 'error' in res:
             skipped.append((images[i], res['error']))
             if len(images) > 1:

@@ -14,6 +14,7 @@ import pytest
 from mmcam_ext.__main__ import main as cli_main
 from mmcam_ext.apis import CAMInferencer
 from mmcam_ext.fileio import CAMDump, PartialDumpWarning
+from mmcam_ext.utils.model import model_fingerprint
 from tests.helpers import kill_run
 
 pytestmark = pytest.mark.slow
@@ -77,5 +78,7 @@ def test_killed_tool_keeps_every_committed_image(
     assert cli_main(['dump', 'finish', str(raw)]) == 0
     index = json.loads((raw / 'index.json').read_text())
     assert index['tool'] == 'vis_cam' and index['partial'] is True
+    assert index['model_fingerprint'] == model_fingerprint(inferencer.model)
+    assert index['target_layers'] == results[0]['target_layers']
     assert {r['dataset_index'] for r in index['rows']} == done
     assert index['missing'] == dump.missing
