@@ -43,8 +43,7 @@ __all__ = ['IndexDB', 'shard_paths', 'read_shard', 'db_name', 'DB_GLOB']
 
 #: Name pattern of the shards of one dump folder.
 DB_GLOB = 'index*.sqlite'
-_INT = {'dataset_index', 'gt', 'pred', 'target', 'raw_row', 'rank'}
-_INT |= {'desc_row'}
+_INT = {'dataset_index', 'gt', 'pred', 'target', 'raw_row', 'rank', 'desc_row'}
 _REAL = {'score', 'target_score', 'center_energy'}
 _BOOL = {'misclassified', 'blank'}
 

@@ -53,6 +53,7 @@ __all__ = [
 Overlay = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Row = Dict[str, Any]
 DESC_DIR = 'descriptors'
+_F16 = np.finfo(np.float16)
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ class DescriptorOutput(BaseOutput):
                 )
             appender = self.files[rel]
             try:
-                appender.append(np.nan_to_num(vec, posinf=0, neginf=0))
+                appender.append(np.clip(vec, _F16.min, _F16.max))
             except Exception:
                 self.failed.add(rel)
                 raise
