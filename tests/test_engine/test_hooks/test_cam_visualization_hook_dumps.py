@@ -11,6 +11,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
+from mmcam_ext import CAMEngine
 from mmcam_ext.__main__ import main as cli_main
 from mmcam_ext.analysis import dump_signature
 from mmcam_ext.fileio import CAMDump, load_descriptors, read_shard
@@ -123,3 +124,24 @@ def test_patterns_run_on_a_hook_dump(tmp_path, capsys):
     indices = {r['dataset_index'] for r in CAMDump(folder).rows}
     for pattern in doc['patterns']:
         assert set(pattern['samples']) <= indices
+
+
+def test_signed_maps_are_stored_as_float32_and_equal_the_engines(tmp_path):
+    hook = dict(HOOK, methods=['gradcam'])
+    hook['output'] = dict(HOOK['output'], signed=True, raw_dtype='float16')
+    runner, folder = _run_val(tmp_path, hook)
+    dump = CAMDump(folder)
+    (rel,) = {r['raw_file'] for r in dump.rows}
+    assert np.load(folder / rel, mmap_mode='r').dtype == np.float32
+    model = runner.model.eval()
+    engine = CAMEngine(model, fast_path=False)
+    negative = 0
+    for batch in runner.val_dataloader:
+        inputs = model.data_preprocessor(batch, False)['inputs']
+        res = engine.explain(inputs, ['gradcam'])
+        for j, sample in enumerate(batch['data_samples']):
+            (row,) = dump.select(sample.sample_idx)
+            want = res.raw_maps['GradCAM'][j, 0]
+            np.testing.assert_allclose(dump.load(row), want, atol=1e-5)
+            negative += int((want < 0).any())
+    assert negative  # signed maps, not the [0, 1] ones
