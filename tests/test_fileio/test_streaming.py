@@ -245,3 +245,19 @@ def test_writer_options_are_checked(opts, match):
 def test_signed_maps_are_stored_as_float32():
     opts = WriterOptions(raw_dtype='float16', signed=True)
     assert opts.store_dtype == 'float32'
+
+
+def test_info_and_unknown_missing(tmp_path, capsys):
+    options = WriterOptions(save_raw=True, max_pending=0)
+    writer = CAMWriter(tmp_path, options, _overlay)  # nothing expected
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        writer.add(_sample(i, rng))
+    assert cli_main(['dump', 'info', str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert 'partial dump, 3 sample(s), 12 row(s)' in out
+    assert cli_main(['dump', 'finish', str(tmp_path)]) == 0
+    assert 'missing samples are unknown' in capsys.readouterr().out
+    assert cli_main(['dump', 'info', str(tmp_path)]) == 0
+    assert 'partial dump, 3 sample(s)' in capsys.readouterr().out
+    writer.close()
