@@ -17,6 +17,7 @@ from typing import Dict, List, Sequence
 import torch
 from mmengine.logging import print_log
 
+from .dump_memory import measure_dump_memory
 from .folder import (
     IMPORTS,
     import_seconds,
@@ -53,7 +54,15 @@ __all__ = [
     'SECTIONS',
 ]
 
-SECTIONS = ('speed', 'memory', 'folder', 'hook', 'scale', 'quality')
+SECTIONS = (
+    'speed',
+    'memory',
+    'folder',
+    'hook',
+    'scale',
+    'dumps',
+    'quality',
+)
 FLOOR_TARGET, GRID_TARGET, EIGEN_TARGET = 1.15, 1.3, 1.2
 MEMORY_TARGET, HELD_TARGET, HOOK_TARGET, FOLDER_TARGET = 1.3, 0.10, 1.2, 50
 #: Targets: hook over a whole test set / the test run without it, per
@@ -94,6 +103,7 @@ class Settings:
         scale_repeats: Timed rounds of the process rows (c).
         scale_trained_epochs: Training epochs of the row (b) model (few:
             it should still make mistakes to explain).
+        dump_samples: Samples of the dump-writer memory row.
         quality_cases: Shapes classifiers to score.
         quality_limit: Val images per classifier (``None``: all).
         quality_steps: Deletion/insertion steps.
@@ -120,6 +130,7 @@ class Settings:
     scale_folder_size: int = 512
     scale_repeats: int = 2
     scale_trained_epochs: int = 3
+    dump_samples: int = 20000
     quality_cases: Sequence[QualityCase] = (
         QualityCase('cnn', (64, 64), 20, SHAPES_DATA),
         QualityCase('vit', (64, 64), 40, SHAPES_DATA),
@@ -159,6 +170,7 @@ def quick_settings(**kw) -> Settings:
         scale_folder_model='resnet18-64',
         scale_folder_size=16,
         scale_repeats=1,
+        dump_samples=2000,
         quality_cases=(QualityCase('cnn', (64, 64), 20, SHAPES_DATA),),
         quality_limit=30,
         quality_steps=8,
@@ -177,6 +189,7 @@ def run_benchmark(settings: Settings) -> Report:
         folder=_folder,
         hook=_hook,
         scale=_scale,
+        dumps=_dumps,
         quality=_quality,
     )
     for name in SECTIONS:
@@ -306,6 +319,28 @@ def _memory(s: Settings, report: Report) -> None:
                 '<= 10 %' if mine else '',
                 _ok(held, HELD_TARGET) if mine else None,
             )
+
+
+# ------------------------------------------------------------------ dumps
+#: Growth of the dump writer's RSS over a run (MiB) that counts as flat.
+DUMP_GROWTH_TARGET = 32
+
+
+def _dumps(s: Settings, report: Report) -> None:
+    """The dump writer's memory over many samples (streamed rows)."""
+    res = measure_dump_memory(s.dump_samples, max(1, s.dump_samples // 10))
+    first, last = res['points'][0], res['points'][-1]
+    report.add(
+        'dump writer memory',
+        f'{s.dump_samples:,} samples, save_raw',
+        res['growth_mib'],
+        f'{res["growth_mib"]:+.1f} MiB from {first["samples"]:,} to '
+        f'{last["samples"]:,} samples ({first["rss_mib"]:.0f} -> '
+        f'{last["rss_mib"]:.0f} MiB; {res["growth_second_half_mib"]:+.1f} '
+        'MiB over the second half)',
+        f'<= {DUMP_GROWTH_TARGET} MiB',
+        _ok(res['growth_mib'], DUMP_GROWTH_TARGET),
+    )
 
 
 # ----------------------------------------------------------------- folder

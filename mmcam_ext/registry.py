@@ -17,7 +17,13 @@ from mmengine.registry import Registry
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmpretrain.registry import VISUALIZERS as MMPRETRAIN_VISUALIZERS
 
-__all__ = ['TARGET_RESOLVERS', 'CAM_METHODS', 'HOOKS', 'VISUALIZERS']
+__all__ = [
+    'TARGET_RESOLVERS',
+    'CAM_METHODS',
+    'OUTPUT_WRITERS',
+    'HOOKS',
+    'VISUALIZERS',
+]
 
 # Target-layer resolvers: which layer(s) and which token layout per backbone.
 TARGET_RESOLVERS = Registry(
@@ -47,6 +53,13 @@ CAM_METHODS = Registry(
     scope='mmcam_ext',
     locations=['mmcam_ext.methods'],
     build_func=_build_cam_method,
+)
+# Output writers of a CAM dump (map store, descriptors, thumbnails,
+# per-sample PNGs, the index), built from dicts by ``CAMWriter``.
+OUTPUT_WRITERS = Registry(
+    'cam output writer',
+    scope='mmcam_ext',
+    locations=['mmcam_ext.fileio.outputs'],
 )
 # Hooks live in MMPretrain's registry so the default scope finds them.
 HOOKS = MMPRETRAIN_HOOKS

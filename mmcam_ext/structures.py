@@ -5,14 +5,20 @@ that no code ever has to guess a grid with ``sqrt(L)``.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from .errors import LayoutError
 
-__all__ = ['TokenLayout', 'TargetSpec', 'CAMResult', 'LAYOUT_KINDS']
+__all__ = [
+    'TokenLayout',
+    'TargetSpec',
+    'CAMResult',
+    'CAMSample',
+    'LAYOUT_KINDS',
+]
 
 Grid = Tuple[int, int]
 LAYOUT_KINDS = ('nchw', 'nhwc', 'tokens')
@@ -192,3 +198,99 @@ class CAMResult:
 
     def __len__(self) -> int:
         return len(self.pred_labels)
+
+    def sample(
+        self,
+        j: int,
+        index: int,
+        image: np.ndarray,
+        kinds: Sequence[str],
+        info: Optional[Dict[str, Any]] = None,
+    ) -> 'CAMSample':
+        """Sample ``j`` of the batch, as handed to the dump writers.
+
+        Args:
+            j (int): Row in the batch.
+            index (int): Dataset index (hook) or input number (tool).
+            image (np.ndarray): ``HxWx3`` uint8 RGB the maps align with;
+                maps are cropped to its size.
+            kinds (Sequence[str]): The ``K`` target kinds.
+            info (dict, optional): Columns shared by the sample's rows.
+                Defaults to None.
+
+        Returns:
+            CAMSample: The sample.
+        """
+        h, w = image.shape[:2]
+        return CAMSample(
+            index=int(index),
+            stem=f'{int(index):06d}',
+            image=image,
+            maps={n: m[j, :, :h, :w] for n, m in self.maps.items()},
+            raw_maps={n: m[j, :, :h, :w] for n, m in self.raw_maps.items()},
+            kinds=list(kinds),
+            targets=[int(t) for t in self.targets[j]],
+            target_scores=[float(s) for s in self.target_scores[j]],
+            blank={n: b[j] for n, b in self.blank.items()},
+            descriptors={n: d[j] for n, d in self.descriptors.items()},
+            info=dict(info or {}),
+        )
+
+
+@dataclass
+class CAMSample:
+    """One explained sample, from the engine to the dump writers.
+
+    The hook, the tool and the inferencer hand this to
+    :class:`mmcam_ext.fileio.CAMWriter`, which gives it to every configured
+    output writer (:mod:`mmcam_ext.fileio.outputs`).
+
+    Args:
+        index (int): Dataset index (hook) or input number (tool).
+        stem (str): File-name stem of its files (``'000012'``).
+        image (np.ndarray): ``HxWx3`` uint8 RGB the maps align with.
+        maps (dict): ``{method: (K, H, W)}`` float maps in ``[0, 1]``.
+        kinds (Sequence[str]): ``K`` target kinds (``'pred'``, ``'gt'``,
+            ``'top1'``...).
+        targets (Sequence[int]): ``K`` explained classes.
+        target_scores (Sequence[float]): ``K`` scores of those classes.
+        blank (dict): ``{method: (K,) bool}``, maps zero after the ReLU.
+            Defaults to ``{}``.
+        raw_maps (dict): ``{method: (K, H, W)}`` signed maps before the
+            ReLU (what writers store with ``signed=True``). Defaults to
+            ``{}``.
+        descriptors (dict): ``{method: (K, D)}`` evidence descriptors
+            (:mod:`mmcam_ext.utils.descriptors`); empty when not computed.
+            Defaults to ``{}``.
+        info (dict): Columns shared by the sample's rows (``img_path``,
+            ``gt``, ``pred``, ``score``, ``misclassified``, ``rank``).
+            Defaults to ``{}``.
+    """
+
+    index: int
+    stem: str
+    image: np.ndarray
+    maps: Dict[str, np.ndarray]
+    kinds: Sequence[str]
+    targets: Sequence[int]
+    target_scores: Sequence[float]
+    blank: Dict[str, np.ndarray] = field(default_factory=dict)
+    raw_maps: Dict[str, np.ndarray] = field(default_factory=dict)
+    descriptors: Dict[str, np.ndarray] = field(default_factory=dict)
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    def cams(self, signed: bool = False) -> Dict[str, np.ndarray]:
+        """The maps to store and draw: the signed ones or the ``[0, 1]``
+        ones.
+
+        Raises:
+            ValueError: ``signed`` but the sample has no signed maps.
+        """
+        if not signed:
+            return self.maps
+        if not self.raw_maps:
+            raise ValueError(
+                f'Sample {self.index} has no signed maps (raw_maps) to '
+                'store with signed=True.'
+            )
+        return self.raw_maps

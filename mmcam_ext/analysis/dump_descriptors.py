@@ -1,11 +1,10 @@
 """Descriptors and model facts of a CAM dump, for pattern analysis.
 
-:func:`load_descriptors` reads the evidence descriptors a dump keeps beside
-its maps (``descriptors/{method}_{kind}{suffix}.npy``, float16
+:func:`load_descriptors` (re-exported from :mod:`mmcam_ext.fileio`) reads
+the evidence descriptors a dump keeps beside its maps
+(``descriptors/{method}_{kind}{suffix}.npy``, float16
 ``(N, DESCRIPTOR_DIM)``, rows referenced by the index columns ``desc_file``
-and ``desc_row``). It is the analysis module's own reader, with the
-signature of ``mmcam_ext.fileio.load_descriptors``, which replaces it once
-that reader exists.
+and ``desc_row``).
 
 :func:`dump_signature` collects what must agree between a dump whose
 mistakes were grouped and a pool dump that is mined for look-alikes: the
@@ -15,86 +14,15 @@ records them, its target layers and model fingerprint.
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Union
 
-import numpy as np
-
-from ..errors import InputError
-from ..fileio import CAMDump
+from ..fileio import load_descriptors, read_partial, shard_paths
+from ..fileio.dump_reader import NO_DESC
 from ..utils.descriptors import DESCRIPTOR_DIM
 
 __all__ = ['load_descriptors', 'dump_meta', 'dump_signature', 'NO_DESC']
 
 PathLike = Union[str, Path]
-
-#: How to get descriptors, for the error of a dump without them.
-NO_DESC = (
-    'Descriptors are written with the raw maps: hook '
-    'output=dict(save_raw=True) (descriptors are on unless '
-    'descriptors=False), tool: tools/vis_cam.py --save-raw. Re-run the '
-    'evaluation or the tool with a version of mmcam_ext that writes them.'
-)
-
-
-def load_descriptors(
-    folder: PathLike,
-    method: Optional[str] = None,
-    target: Union[None, str, int] = None,
-) -> Tuple[List[Dict[str, Any]], np.ndarray]:
-    """Index rows of a dump that have descriptors, and the descriptors.
-
-    Every row of the index is read (all ranks of a DDP dump); rows are
-    filtered as :meth:`mmcam_ext.fileio.CAMDump.select` filters them.
-
-    Args:
-        folder (str | Path): The dump folder.
-        method (str, optional): Keep this method only. Defaults to None.
-        target (str | int, optional): Keep this target kind or class only.
-            Defaults to None.
-
-    Returns:
-        tuple[list[dict], np.ndarray]: The rows and float32
-        ``(len(rows), DESCRIPTOR_DIM)`` descriptors, row ``i`` for
-        ``rows[i]``.
-
-    Raises:
-        InputError: The folder is not a dump, or has no descriptors.
-    """
-    dump = _open_dump(folder)
-    rows = [r for r in dump.select(None, method, target) if r.get('desc_file')]
-    if not rows:
-        what = f' for method {method!r}' if method is not None else ''
-        what += f' and target {target!r}' if target is not None else ''
-        raise InputError(f'{dump.folder} has no descriptors{what}. {NO_DESC}')
-    desc = np.empty((len(rows), DESCRIPTOR_DIM), np.float32)
-    files = np.array([r['desc_file'] for r in rows])
-    at = np.array([int(r['desc_row']) for r in rows], np.int64)
-    for rel in np.unique(files):
-        arr = _open_desc(dump.folder / rel)
-        where = np.flatnonzero(files == rel)
-        desc[where] = arr[at[where]]
-    return rows, desc
-
-
-def _open_dump(folder: PathLike) -> CAMDump:
-    """The dump, or an :class:`InputError` naming a missing folder."""
-    path = Path(folder)
-    if not path.is_dir():
-        raise InputError(f'Dump folder {path} does not exist.')
-    return CAMDump(path)
-
-
-def _open_desc(path: Path) -> np.ndarray:
-    """A memory-mapped ``(N, DESCRIPTOR_DIM)`` descriptor array."""
-    if not path.is_file():
-        raise InputError(f'Descriptor file {path} is missing. {NO_DESC}')
-    arr = np.load(path, mmap_mode='r')
-    if arr.ndim != 2 or arr.shape[1] != DESCRIPTOR_DIM:
-        raise InputError(
-            f'{path} holds descriptors of shape {arr.shape}; this version '
-            f'of mmcam_ext reads (N, {DESCRIPTOR_DIM}). {NO_DESC}'
-        )
-    return arr
 
 
 def dump_meta(folder: PathLike) -> Dict[str, Any]:
@@ -104,11 +32,13 @@ def dump_meta(folder: PathLike) -> Dict[str, Any]:
         folder (str | Path): The dump folder.
 
     Returns:
-        dict: Every key of ``index.json`` but ``rows``.
+        dict: Every key of ``index.json`` but ``rows`` (of a partial dump,
+        the meta its streaming index holds).
     """
     path = Path(folder) / 'index.json'
     if not path.is_file():
-        return {}
+        # a partial dump (killed run): the streaming index's meta
+        return read_partial(folder)[0] if shard_paths(folder) else {}
     meta = json.loads(path.read_text())
     meta.pop('rows', None)
     return meta

@@ -234,11 +234,40 @@ def check_classifier(model: nn.Module) -> None:
     Raises:
         ModelError: A self-supervised, retrieval or multi-modal model.
     """
+    _check_classifier_class(type(model))
+
+
+def check_classifier_config(cfg: Config) -> None:
+    """Refuse a config whose ``model.type`` is not a classifier, before
+    anything else is read from it (a self-supervised config has no test
+    pipeline either, but *not a classifier* is what helps).
+
+    Args:
+        cfg (Config): A model config.
+
+    Raises:
+        ModelError: ``model.type`` names a registered MMPretrain model
+            that is not a classifier.
+    """
+    from mmpretrain.registry import MODELS
+
+    model_cfg = cfg.get('model')
+    kind = model_cfg.get('type') if isinstance(model_cfg, dict) else None
+    if isinstance(kind, str):
+        try:
+            cls = MODELS.get(kind)
+        except Exception:  # an unknown scope: building will say so
+            cls = None
+        if isinstance(cls, type):
+            _check_classifier_class(cls)
+
+
+def _check_classifier_class(cls: type) -> None:
     from mmengine.model import BaseModel
     from mmpretrain.models.classifiers import BaseClassifier
 
-    if isinstance(model, BaseModel) and not isinstance(model, BaseClassifier):
-        names = [c.__name__ for c in type(model).__mro__]
+    if issubclass(cls, BaseModel) and not issubclass(cls, BaseClassifier):
+        names = [c.__name__ for c in cls.__mro__]
         kind = (
             'a self-supervised pre-training model'
             if 'BaseSelfSupervisor' in names
@@ -247,7 +276,7 @@ def check_classifier(model: nn.Module) -> None:
             else f'a {names[1]}'
         )
         raise ModelError(
-            f'{type(model).__name__} is not a classifier ({kind}): CAMs '
+            f'{cls.__name__} is not a classifier ({kind}): CAMs '
             'explain class scores. Use a classification config '
             "(model.type='ImageClassifier' or 'TimmClassifier'), e.g. the "
             "model's fine-tuning or linear-probe config.",
@@ -359,6 +388,7 @@ class CAMInferencer:
         if _is_config_path(model):
             model = load_config(model)
         if isinstance(model, Config):
+            check_classifier_config(model)  # the most useful error first
             build_test_pipeline(model)  # fails before the model is built
         self.model = build_model(model, pretrained, device, strict)
         self.config = getattr(self.model, '_config', None)
@@ -401,6 +431,7 @@ class CAMInferencer:
         eigen_smooth: bool = False,
         num_workers: int = 0,
         skip_bad_images: bool = False,
+        descriptors: bool = False,
     ) -> Iterator[dict]:
         """Explain images, yielding one result dict per image as its batch
         finishes, in input order.
@@ -433,6 +464,10 @@ class CAMInferencer:
                 ``{'img_path', 'index', 'error'}`` instead of raising its
                 error. Defaults
                 to False.
+            descriptors (bool): Also compute each map's evidence
+                descriptor (``descriptors`` in the results; the config's
+                test pipeline only, not with a ``view``). Defaults to
+                False.
 
         Yields:
             dict: Per image: ``img_path``, ``image`` (RGB uint8, what the
@@ -444,6 +479,7 @@ class CAMInferencer:
             scale, where its input lies in the photo), ``maps`` and
             ``raw_maps`` (``{method: (K, H, W)}``), ``blank`` (``{method:
             (K,) bool}``, True where that map is zero everywhere),
+            ``descriptors`` (``{method: (K, D)}``, empty unless asked for),
             ``target_layers``, ``targets``, ``target_scores``,
             ``pred_label``, ``pred_score`` and, when the model knows its
             classes, ``pred_class`` and ``target_classes``.
@@ -471,6 +507,7 @@ class CAMInferencer:
             topk=topk,
             aug_smooth=aug_smooth,
             eigen_smooth=eigen_smooth,
+            descriptors=descriptors and self.view.plain,
         )
         for loaded in loader:
             yield from self._explain_loaded(
@@ -552,7 +589,7 @@ class CAMInferencer:
             preprocessor,
             batch,
             targets,
-            options,
+            {k: v for k, v in options.items() if k != 'descriptors'},
             self.view,
             self.limits.max_input_pixels,
         )
@@ -576,12 +613,18 @@ class CAMInferencer:
             yield self._result(batch, res, i)
 
     def _result(self, batch: dict, res, i: int) -> dict:
+        """Image ``i`` of a batch result, sliced by
+        :meth:`~mmcam_ext.structures.CAMResult.sample`."""
+        image = to_rgb(batch['inputs'][i].cpu().numpy(), 'bgr')
+        kinds = [f'top{k + 1}' for k in range(res.targets.shape[1])]
+        sample = res.sample(i, batch['index'][i], image, kinds)
         out = dict(
             img_path=batch['img_path'][i],
-            image=to_rgb(batch['inputs'][i].cpu().numpy(), 'bgr'),
-            maps={m: v[i] for m, v in res.maps.items()},
-            raw_maps={m: v[i] for m, v in res.raw_maps.items()},
-            blank={m: v[i] for m, v in res.blank.items()},
+            image=image,
+            maps=sample.maps,
+            raw_maps=sample.raw_maps,
+            blank=sample.blank,
+            descriptors=sample.descriptors,
             target_layers=list(res.target_layers),
             targets=res.targets[i],
             target_scores=res.target_scores[i],

@@ -45,6 +45,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         int: The exit status (2 when a demo package or every photo is
         missing, with the install command on stderr).
     """
+    from .messages import quiet_known_warnings
+
+    quiet_known_warnings()
     args = parse_args(argv)
     from ..demo import prepare_demo
     from .vis_cam import main as vis_cam_main

@@ -131,6 +131,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``tools/dist_launch.py``."""
+    from .messages import quiet_known_warnings
+
+    quiet_known_warnings()
     args = parse_args(argv)
     metrics = run(args)
     rank = int(os.environ.get('RANK', '0'))

@@ -19,7 +19,7 @@ from mmcam_ext.errors import InputError, MMCamError
 from mmcam_ext.visualization.patterns_page import link_patterns, write_patterns
 
 from .checks import check_output_dir, class_arg, ensure_dir, int_at_least
-from .messages import cli_message, report
+from .messages import cli_message, quiet_known_warnings, report
 
 __all__ = ['parse_args', 'run', 'main', 'PATTERN_FLAGS']
 
@@ -123,6 +123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     Returns:
         int: 0, or 2 for a user's mistake (one line on stderr).
     """
+    quiet_known_warnings()
     args = parse_args(argv)
     try:
         return run(args)

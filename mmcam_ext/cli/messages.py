@@ -81,3 +81,18 @@ def report(prog: str, kind: str, message: str) -> None:
         message (str): One line.
     """
     print(f'{prog}: {kind}: {message}', file=sys.stderr, flush=True)
+
+
+#: The one known warning of mmcv-lite that has nothing to do with CAMs
+#: (its CUDA ops are absent; classification never uses them).
+MMCV_LITE_WARNING = 'Fail to import ``MultiScaleDeformableAttention``'
+
+
+def quiet_known_warnings() -> None:
+    """Hide mmcv-lite's *MultiScaleDeformableAttention* warning (only
+    that one) in our entry points; every other warning still shows."""
+    import warnings
+
+    warnings.filterwarnings(
+        'ignore', message=MMCV_LITE_WARNING, category=UserWarning
+    )

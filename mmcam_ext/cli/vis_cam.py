@@ -20,11 +20,22 @@ import sys
 import warnings
 from functools import partial
 from pathlib import Path
-from typing import Dict, List, NoReturn, Optional, Set, Tuple, cast
+from typing import (
+    Any,
+    Dict,
+    List,
+    NoReturn,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    cast,
+)
 
 import numpy as np
 from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
+from torch import nn
 
 from mmcam_ext.apis import CAMInferencer, list_images
 from mmcam_ext.apis.checks import (
@@ -43,14 +54,16 @@ from mmcam_ext.errors import (
     OutputError,
 )
 from mmcam_ext.fileio import (
+    CAMSample,
     CAMWriter,
-    SampleCAMs,
     WriterOptions,
+    read_shard,
     write_index,
 )
 from mmcam_ext.methods import method_names
 from mmcam_ext.methods.builder import method_configs
 from mmcam_ext.utils.image import class_text
+from mmcam_ext.utils.model import model_fingerprint
 from mmcam_ext.visualization import CAMVisualizer, draw_cam_rows
 
 from .checks import (
@@ -62,7 +75,7 @@ from .checks import (
     int_at_least,
     positive_float,
 )
-from .messages import cli_message, report
+from .messages import cli_message, quiet_known_warnings, report
 
 DEFAULT_OUT_DIR = osp.join('work_dirs', 'vis_cam')
 PROG = 'vis_cam.py'
@@ -187,7 +200,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='Also write the float maps into a dump folder (raw/ under '
         '--out-dir, <save-path>_raw/ with --save-path): index.json and a '
-        'few (N, H, W) arrays; read them with mmcam_ext.fileio.load_cams',
+        'few (N, H, W) arrays, evidence descriptors and a streaming '
+        'index (a killed run keeps every image done: finish it with '
+        '"python -m mmcam_ext dump finish DIR"); read them with '
+        'mmcam_ext.fileio.load_cams',
+    )
+    parser.add_argument(
+        '--no-descriptors',
+        action='store_true',
+        help='With --save-raw, do not store the evidence descriptors '
+        '(used by python -m mmcam_ext patterns / mine)',
     )
     parser.add_argument(
         '--signed',
@@ -443,19 +465,35 @@ def raw_dump_dir(args) -> str:
     return folder
 
 
-def open_writer(args) -> CAMWriter:
-    """The shared writer: grids in the background, raw maps in a store."""
-    folder = raw_dump_dir(args) if args.save_raw else '.'
-    return CAMWriter(
-        folder,
-        WriterOptions(
-            save_images=False,
-            save_raw=bool(args.save_raw),
-            thumbnails=False,
-            # signed maps can be too small for float16
-            raw_dtype='float32' if args.signed else 'float16',
-        ),
+def writer_options(args) -> WriterOptions:
+    """The writer's options for these arguments (checked there)."""
+    return WriterOptions(
+        save_images=False,
+        save_raw=bool(args.save_raw),
+        thumbnails=False,
+        descriptors=not args.no_descriptors,
+        signed=bool(args.signed),
+        index=bool(args.save_raw),
     )
+
+
+def open_writer(
+    args, images: Sequence[str] = (), model: Optional[nn.Module] = None
+) -> CAMWriter:
+    """The shared writer: grids in the background; with ``--save-raw``
+    raw maps, descriptors and the streaming index of the dump folder (a
+    killed run keeps every committed image; ``python -m mmcam_ext dump
+    finish`` writes its index). The index meta records the config, the
+    inputs and the model's fingerprint (compared by pattern mining)."""
+    folder = raw_dump_dir(args) if args.save_raw else '.'
+    writer = CAMWriter(folder, writer_options(args))
+    if args.save_raw:
+        meta: Dict[str, Any] = dict(config=args.config, tool='vis_cam')
+        if model is not None:
+            meta['model_fingerprint'] = model_fingerprint(model)
+        writer.set_meta(meta)
+        writer.expect(range(len(images)), list(images))
+    return writer
 
 
 def save_result(
@@ -575,15 +613,17 @@ def _sample(res: dict, prefix: str, png: str, index: int, folder, args):
     """One image's maps for the writer; target kinds ``top1..topK`` or
     ``category1..K`` (given ``--target-category``)."""
     kind = 'category' if args.target_category else 'top'
-    return SampleCAMs(
+    return CAMSample(
         index=index,
         stem=osp.basename(prefix),
         image=res['image'],
-        maps=res['raw_maps'] if args.signed else res['maps'],
+        maps=res['maps'],
+        raw_maps=res['raw_maps'],
         kinds=[f'{kind}{k + 1}' for k in range(len(res['targets']))],
         targets=[int(t) for t in res['targets']],
         target_scores=[float(s) for s in res['target_scores']],
         blank=res.get('blank', {}),
+        descriptors=res.get('descriptors', {}),
         info=dict(
             img_path=res['img_path'] or '',
             gt=None,
@@ -603,18 +643,15 @@ def finish_writer(writer: CAMWriter, args) -> None:
         OutputError: When a grid or map could not be written.
     """
     errors = writer.close()
-    if args.save_raw and writer.rows:
-        writer.folder.mkdir(parents=True, exist_ok=True)
-        write_index(
-            Path(writer.folder),
-            writer.rows,
-            'json',
-            dict(
-                methods=sorted({r['method'] for r in writer.rows}),
-                config=args.config,
-                tool='vis_cam',
-            ),
+    rows = writer.read_rows() if args.save_raw else []
+    if rows:
+        meta = read_shard(writer.index_path)[0]
+        meta.update(
+            methods=sorted({r['method'] for r in rows}),
+            config=args.config,
+            tool='vis_cam',
         )
+        write_index(Path(writer.folder), rows, 'json', meta)
     if errors:
         raise OutputError(
             f'{len(errors)} output file(s) could not be written: '
@@ -692,8 +729,9 @@ def _explain_all(args, inferencer, images, prefixes, methods, targets):
         args.eigen_smooth,
         args.num_workers,
         skip_bad_images=True,
+        descriptors=bool(args.save_raw and not args.no_descriptors),
     )
-    writer = open_writer(args)
+    writer = open_writer(args, images, inferencer.model)
     try:
         written, skipped = _write_all(
             args, inferencer, images, prefixes, results, writer, warn, bar
@@ -715,6 +753,8 @@ def _write_all(
     written: Dict[str, str] = {}
     skipped: List[Tuple[str, BaseException]] = []
     for i, res in enumerate(results):
+        if not written and 'error' not in res and args.save_raw:
+            writer.set_meta(dict(target_layers=list(res['target_layers'])))
         if 'error' in res:
             skipped.append((images[i], res['error']))
             if len(images) > 1:
@@ -837,9 +877,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         int: 0 (done), 2 (a user's mistake, one line on stderr) or 3 (done,
         but some inputs were skipped; 0 with ``--skip-bad-images``).
     """
-    warnings.filterwarnings(
-        'ignore', message='Fail to import ``MultiScaleDeformableAttention``'
-    )
+    quiet_known_warnings()
     args = parse_args(argv)
     try:
         return run(args)

@@ -26,7 +26,9 @@ __all__ = [
 # (``mmcam_ext.fileio.map_store``), ``thumb`` / ``input_thumb`` a tile of a
 # thumbnail sheet (``sheet.jpg#tile``). ``blank``: the map is zero
 # everywhere after the ReLU; ``center_energy``: share of the map's mass in
-# the central box (``mmcam_ext.fileio.writer.center_energy``).
+# the central box (``mmcam_ext.fileio.writer.center_energy``);
+# ``desc_file`` + ``desc_row``: the sample's evidence descriptor
+# (``mmcam_ext.fileio.outputs.DescriptorOutput``).
 INDEX_FIELDS = (
     'dataset_index',
     'img_path',
@@ -47,6 +49,8 @@ INDEX_FIELDS = (
     'thumb',
     'input_thumb',
     'rank',
+    'desc_file',
+    'desc_row',
 )
 
 

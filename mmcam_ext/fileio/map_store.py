@@ -12,8 +12,12 @@ Each index row points into it with ``raw_file`` (path relative to the dump
 folder) and ``raw_row``. The arrays are appended to while the run goes
 (a fixed-size ``.npy`` header is rewritten with the final row count when the
 store closes), so memory stays flat however large the evaluation, and they
-open with ``np.load(..., mmap_mode='r')``. :func:`load_cams` and
-:class:`CAMDump` read them back.
+open with ``np.load(..., mmap_mode='r')``. A run killed before the store
+closed leaves the header at zero rows and maybe a torn last row:
+:func:`open_array` then maps the complete rows only (the index says which
+rows were committed), and :func:`seal_array` writes the header of the
+complete rows (``dump finish``). :mod:`mmcam_ext.fileio.dump_reader` reads
+dumps back.
 """
 
 import os
@@ -21,9 +25,7 @@ import os.path as osp
 from pathlib import Path
 from typing import (
     IO,
-    Any,
     Dict,
-    Iterator,
     List,
     Optional,
     Set,
@@ -35,16 +37,16 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .cam_dump import read_index
 
 __all__ = [
     'MapStore',
-    'CAMDump',
-    'load_cams',
-    'load_cam',
     'dump_files',
+    'open_array',
+    'complete_rows',
+    'seal_array',
     'RAW_DTYPES',
     'MAPS_DIR',
+    'HEADER_BYTES',
 ]
 
 MAPS_DIR = 'maps'
@@ -89,11 +91,18 @@ class _Appender:
         self.file.write(data.tobytes())
         self.rows += 1
 
+    def flush(self) -> None:
+        """Hand the rows written so far to the operating system."""
+        if self.file is not None:
+            self.file.flush()
+
     def close(self) -> None:
         if self.file is None:
             return
         self.file.seek(0)
         self.file.write(_npy_header(self.dtype, (self.rows, *self.hw)))
+        self.file.flush()
+        os.fsync(self.file.fileno())
         self.file.close()
         self.file = None
 
@@ -162,6 +171,27 @@ class MapStore:
             self.failed.add(rel)
             raise
 
+    def put(
+        self, method: str, kind: str, hw: Tuple[int, int], cam: np.ndarray
+    ) -> Tuple[str, Optional[int]]:
+        """Reserve and write one map at once (one thread).
+
+        Returns:
+            tuple[str, int | None]: File and row, or ``('', None)`` when
+            the file failed (now or before): nothing points at a wrong
+            row.
+        """
+        rel, row = self.reserve(method, kind, hw)
+        if rel in self.failed:
+            return '', None
+        self.append(rel, cam)
+        return rel, row
+
+    def flush(self) -> None:
+        """Hand every array's rows so far to the operating system."""
+        for appender in self._files.values():
+            appender.flush()
+
     def _shrink(self, cam: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
         cam = np.asarray(cam, np.float32)
         if cam.shape != hw:
@@ -189,175 +219,6 @@ class MapStore:
         return done
 
 
-class CAMDump:
-    """Read a dump folder: its index rows and the maps they point to.
-
-    Args:
-        folder (str | Path): A folder with ``index.json``/``index.csv``
-            written by the hook or by ``tools/vis_cam.py --save-raw``.
-    """
-
-    def __init__(self, folder: PathLike) -> None:
-        self.folder = Path(folder)
-        try:
-            self.rows = [_typed(r) for r in read_index(self.folder)]
-        except FileNotFoundError as err:
-            raise InputError(
-                f'{self.folder} is not a CAM dump folder: {err}'
-            ) from None
-        self._arrays: Dict[str, np.ndarray] = {}
-
-    def select(
-        self,
-        dataset_index: Optional[int] = None,
-        method: Optional[str] = None,
-        target: Union[None, str, int] = None,
-    ) -> List[Dict[str, Any]]:
-        """Rows matching every given filter.
-
-        Args:
-            dataset_index (int, optional): The sample (dataset index in a
-                hook dump, input number in a tool dump). Defaults to None.
-            method (str, optional): Method name as in the rows
-                (``'GradCAM'``); case and dashes are ignored. Defaults to None.
-            target (str | int, optional): A target kind (``'pred'``,
-                ``'gt'``, ``'top1'``...) or a class index. Defaults to None.
-
-        Returns:
-            list[dict]: The rows, in index order.
-        """
-        key = _method_key(method) if method is not None else None
-        out = []
-        for row in self.rows:
-            if dataset_index is not None and row['dataset_index'] != int(
-                dataset_index
-            ):
-                continue
-            if key is not None and _method_key(row['method']) != key:
-                continue
-            if target is not None and not _target_matches(row, target):
-                continue
-            out.append(row)
-        return out
-
-    def load(self, row: Dict[str, Any]) -> np.ndarray:
-        """The float32 map a row points to."""
-        rel = row.get('raw_file') or ''
-        if not rel:
-            raise InputError(
-                f'Row of sample {row["dataset_index"]} ({row["method"]}, '
-                f'{row["target_kind"]}) has no raw map: the dump was '
-                'written without save_raw (hook: output.save_raw=True; '
-                'tool: --save-raw).'
-            )
-        if rel not in self._arrays:
-            path = self.folder / rel
-            if not path.is_file():
-                raise InputError(f'Raw map file {path} is missing.')
-            self._arrays[rel] = np.load(path, mmap_mode='r')
-        return np.asarray(self._arrays[rel][int(row['raw_row'])], np.float32)
-
-    def __iter__(self) -> Iterator[Tuple[Dict[str, Any], np.ndarray]]:
-        for row in self.rows:
-            if row.get('raw_file'):
-                yield row, self.load(row)
-
-
-def load_cams(
-    folder: PathLike,
-    dataset_index: Optional[int] = None,
-    method: Optional[str] = None,
-    target: Union[None, str, int] = None,
-) -> List[Tuple[Dict[str, Any], np.ndarray]]:
-    """Index rows of a dump with their maps, filtered.
-
-    Example:
-        >>> for row, cam in load_cams('work_dirs/x/cam/val_epoch_3',
-        ...                           method='gradcam', target='pred'):
-        ...     print(row['dataset_index'], cam.shape)
-
-    Args:
-        folder (str | Path): The dump folder.
-        dataset_index (int, optional): Keep this sample only. Defaults to None.
-        method (str, optional): Keep this method only. Defaults to None.
-        target (str | int, optional): Keep this target kind or class only.
-            Defaults to None.
-
-    Returns:
-        list[tuple[dict, np.ndarray]]: ``(row, float32 (H, W) map)`` pairs.
-    """
-    dump = CAMDump(folder)
-    rows = dump.select(dataset_index, method, target)
-    return [(row, dump.load(row)) for row in rows]
-
-
-def load_cam(
-    folder: PathLike,
-    dataset_index: int,
-    method: str = 'GradCAM',
-    target: Union[str, int] = 'pred',
-) -> np.ndarray:
-    """One map of a dump: sample, method and target kind (or class).
-
-    Args:
-        folder (str | Path): The dump folder.
-        dataset_index (int): The sample.
-        method (str): The method. Defaults to ``'GradCAM'``.
-        target (str | int): Target kind or class. Defaults to ``'pred'``.
-
-    Returns:
-        np.ndarray: The float32 ``(H, W)`` map.
-
-    Raises:
-        InputError: When no row or several rows match, naming what the
-            dump holds.
-    """
-    dump = CAMDump(folder)
-    rows = dump.select(dataset_index, method, target)
-    if len(rows) != 1:
-        have = sorted({(r['method'], r['target_kind']) for r in dump.rows})
-        raise InputError(
-            f'{len(rows)} maps in {folder} match sample {dataset_index}, '
-            f'method {method!r}, target {target!r}; the dump holds '
-            f'(method, target) {have}.'
-        )
-    return dump.load(rows[0])
-
-
-def _method_key(name: str) -> str:
-    return name.lower().replace('-', '').replace('_', '').replace(' ', '')
-
-
-def _target_matches(row: Dict[str, Any], target: Union[str, int]) -> bool:
-    if isinstance(target, str):
-        return row['target_kind'] == target
-    return row['target'] == int(target)
-
-
-#: Columns read back as numbers / booleans from a CSV index.
-_INT_FIELDS = ('dataset_index', 'gt', 'pred', 'target', 'raw_row', 'rank')
-_FLOAT_FIELDS = ('score', 'target_score', 'center_energy')
-_BOOL_FIELDS = ('misclassified', 'blank')
-
-
-def _typed(row: Dict[str, Any]) -> Dict[str, Any]:
-    """A row with its numeric columns typed (CSV gives strings)."""
-    out = dict(row)
-    for key in _INT_FIELDS:
-        value = out.get(key)
-        if isinstance(value, str):
-            out[key] = int(value) if value.strip() else None
-    for key in _FLOAT_FIELDS:
-        value = out.get(key)
-        if isinstance(value, str):
-            out[key] = float(value) if value.strip() else None
-    for key in _BOOL_FIELDS:
-        value = out.get(key)
-        if isinstance(value, str):
-            out[key] = value.strip().lower() in ('true', '1')
-    return out
-
-
 def dump_files(folder: PathLike) -> List[str]:
     """Every file under a dump folder, relative, sorted (for counts)."""
     root = str(folder)
@@ -366,3 +227,48 @@ def dump_files(folder: PathLike) -> List[str]:
         for d, _, files in os.walk(root)
         for f in files
     )
+
+
+def _read_header(path: Path) -> Tuple[np.dtype, Tuple[int, ...], int]:
+    """dtype, shape and data offset of a ``.npy`` file."""
+    with open(path, 'rb') as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        return dtype, shape, f.tell()
+
+
+def complete_rows(path: PathLike) -> int:
+    """Rows of a store array whose bytes are all on disk.
+
+    The header's row count once the store closed; before that (a killed
+    run) what the file size holds, a torn last row not counted.
+    """
+    dtype, shape, offset = _read_header(Path(path))
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    on_disk = (os.path.getsize(path) - offset) // max(row_bytes, 1)
+    return int(min(shape[0], on_disk) if shape[0] else on_disk)
+
+
+def open_array(path: PathLike) -> np.ndarray:
+    """A store array memory-mapped, read-only: its complete rows only."""
+    dtype, shape, offset = _read_header(Path(path))
+    rows = complete_rows(path)
+    if rows == 0:
+        return np.empty((0, *shape[1:]), dtype)
+    return np.memmap(path, dtype, 'r', offset=offset, shape=(rows, *shape[1:]))
+
+
+def seal_array(path: PathLike, rows: int) -> None:
+    """Rewrite a store array's header to ``rows`` rows (after a kill).
+
+    The bytes past them (a torn tail, rows never committed) stay but are
+    not part of the array; ``np.load`` then reads it as usual.
+    """
+    dtype, shape, offset = _read_header(Path(path))
+    if offset != HEADER_BYTES:
+        raise InputError(f'{path} was not written by the map store.')
+    with open(path, 'r+b') as f:
+        f.write(_npy_header(dtype, (rows, *shape[1:])))

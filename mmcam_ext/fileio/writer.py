@@ -1,33 +1,44 @@
 """The one writer of CAM dumps, used by the hook and ``tools/vis_cam.py``.
 
-:class:`CAMWriter` turns one sample's maps (:class:`SampleCAMs`) into index
-rows at once, and hands everything slow to a :class:`BackgroundWriter`:
-raw maps into the compact :class:`~mmcam_ext.fileio.map_store.MapStore`,
-thumbnail tiles (:class:`~mmcam_ext.fileio.thumbs.ThumbSheets`), and,
-optionally, per-sample PNGs (the input and one overlay per target and
-method). Drawing an overlay is the caller's (``overlay`` callable: this
-module sits below the visualizer), so the same pictures come out wherever a
-dump is made.
+:class:`CAMWriter` hands each explained sample (:class:`CAMSample`) to a
+:class:`BackgroundWriter` thread, which builds its index rows and gives it
+to every configured output writer (:mod:`mmcam_ext.fileio.outputs`): raw
+maps into the compact store, descriptors, thumbnail tiles, per-sample PNGs,
+and the streaming SQLite index, which commits the rows after the files
+they point to (:mod:`mmcam_ext.fileio.index_db`). Rows are streamed, not
+held: the writer's memory does not grow with the number of samples, and a
+run killed at any point leaves every committed row readable. Drawing an
+overlay is the caller's (``overlay`` callable: this module sits below the
+visualizer), so the same pictures come out wherever a dump is made.
 
 Files of one dump folder with per-sample PNGs off: the index, one map file
-per method x target kind (x map size), and one thumbnail sheet per 1024
-samples per method x target kind (+ the inputs): O(methods), not
-O(samples x methods x targets).
+per method x target kind (x map size), one descriptor file per method x
+target kind, and one thumbnail sheet per 1024 samples per method x target
+kind (+ the inputs): O(methods), not O(samples x methods x targets).
 """
 
-from dataclasses import dataclass, field
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-import cv2
 import numpy as np
 
+from ..registry import OUTPUT_WRITERS
+from ..structures import CAMSample
 from .background import BackgroundWriter
-from .cam_dump import write_png
-from .map_store import MapStore
-from .thumbs import TILE_SIZE, ThumbSheets
+from .index_db import db_name, read_shard
+from .outputs import BaseOutput, IndexOutput, WriterOptions
 
-__all__ = ['CAMWriter', 'SampleCAMs', 'WriterOptions', 'center_energy']
+__all__ = [
+    'CAMWriter',
+    'CAMSample',
+    'SampleCAMs',
+    'WriterOptions',
+    'center_energy',
+]
+
+#: The former name of :class:`~mmcam_ext.structures.CAMSample`.
+SampleCAMs = CAMSample
 
 Overlay = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: Side of the central box of :func:`center_energy`, as a share of each
@@ -59,74 +70,20 @@ def center_energy(cam: np.ndarray, share: float = CENTER) -> float:
     return float(cam[dh : h - dh, dw : w - dw].sum()) / total
 
 
-@dataclass(frozen=True)
-class WriterOptions:
-    """What a :class:`CAMWriter` writes.
-
-    Args:
-        save_images (bool): Per-sample PNGs: the input and one overlay per
-            target and method. Defaults to True.
-        save_raw (bool): Raw maps into the compact store. Defaults to
-            False.
-        raw_dtype (str): ``'float16'`` or ``'float32'``. Defaults to
-            ``'float16'``.
-        raw_downsample (int): Store maps this many times smaller.
-            Defaults to 1.
-        thumbnails (bool): Thumbnail sheets for the gallery. Defaults to
-            True.
-        suffix (str): File suffix of this process (``'.rank1'``).
-            Defaults to ``''``.
-        max_pending (int): Queued jobs at most (``0``: write in the
-            caller's thread). Defaults to 64.
-    """
-
-    save_images: bool = True
-    save_raw: bool = False
-    raw_dtype: str = 'float16'
-    raw_downsample: int = 1
-    thumbnails: bool = True
-    suffix: str = ''
-    max_pending: int = 64
-
-
-@dataclass
-class SampleCAMs:
-    """One sample's maps and labels, as handed to :meth:`CAMWriter.add`.
-
-    Args:
-        index (int): Dataset index (hook) or input number (tool).
-        stem (str): File-name stem of its PNGs (``'000012'``).
-        image (np.ndarray): ``HxWx3`` uint8 RGB the maps align with.
-        maps (dict): ``{method: (K, H, W)}`` float maps.
-        kinds (Sequence[str]): ``K`` target kinds (``'pred'``, ``'gt'``,
-            ``'top1'``...).
-        targets (Sequence[int]): ``K`` explained classes.
-        target_scores (Sequence[float]): ``K`` scores of those classes.
-        blank (dict): ``{method: (K,) bool}``, maps zero after the ReLU.
-            Defaults to ``{}``.
-        info (dict): Columns shared by the sample's rows (``img_path``,
-            ``gt``, ``pred``, ``score``, ``misclassified``, ``rank``).
-            Defaults to ``{}``.
-    """
-
-    index: int
-    stem: str
-    image: np.ndarray
-    maps: Dict[str, np.ndarray]
-    kinds: Sequence[str]
-    targets: Sequence[int]
-    target_scores: Sequence[float]
-    blank: Dict[str, np.ndarray] = field(default_factory=dict)
-    info: Dict[str, Any] = field(default_factory=dict)
-
-
 class CAMWriter:
-    """Write the files and rows of one dump folder (one process).
+    """Write the files and the streaming index of one dump folder (one
+    process).
+
+    :meth:`add` queues a sample; the background thread builds its index
+    rows (one per target kind x method), hands the sample to every
+    configured output writer (:mod:`mmcam_ext.fileio.outputs`, the index
+    last), then commits: first each writer's files, then the rows. Rows are
+    not kept in memory; :meth:`read_rows` reads them back from the index.
 
     Args:
         folder (str | Path): The dump folder (created on the first write).
-        options (WriterOptions): What to write.
-            Defaults to ``WriterOptions()``.
+        options (WriterOptions, optional): What to write.
+            Defaults to None (``WriterOptions()``).
         overlay (Callable, optional): ``(rgb image, map) -> rgb overlay``,
             needed for per-sample overlays and thumbnails. Defaults to None.
     """
@@ -134,145 +91,156 @@ class CAMWriter:
     def __init__(
         self,
         folder: Union[str, Path],
-        options: WriterOptions = WriterOptions(),
+        options: Optional[WriterOptions] = None,
         overlay: Optional[Overlay] = None,
     ) -> None:
         self.folder = Path(folder)
-        self.options = options
+        self.options = options = options or WriterOptions()
         self.overlay = overlay
-        self.rows: List[Dict[str, Any]] = []
         self.jobs = BackgroundWriter(options.max_pending)
-        self.store = MapStore(
-            self.folder,
-            options.raw_dtype,
-            options.raw_downsample,
-            options.suffix,
-        )
-        self.thumbs = ThumbSheets(self.folder, suffix=options.suffix)
+        self.outputs: List[BaseOutput] = []
+        self.samples = 0
+        self._opened = False
         self._errors: List[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def index_path(self) -> Path:
+        """This process's shard of the streaming index."""
+        return self.folder / db_name(self.options.suffix)
 
     # ------------------------------------------------------------ add
-    def add(self, sample: SampleCAMs) -> List[Dict[str, Any]]:
-        """Rows of one sample now; its files in the background.
+    def add(self, sample: CAMSample) -> None:
+        """Queue one sample: its files and rows are written and committed
+        in the background, in order."""
+        self.samples += 1
+        self.jobs.submit(self._write_sample, sample)
 
-        Rows are complete once :meth:`flush` returned (the background job
-        fills ``center_energy``).
+    def set_meta(self, meta: Dict[str, Any]) -> None:
+        """Store meta values in the index (queued, in order)."""
+        self.jobs.submit(self._index_call, 'set_meta', dict(meta))
 
-        Args:
-            sample (SampleCAMs): The sample.
-
-        Returns:
-            list[dict]: One row per target and method.
-        """
-        opts = self.options
-        hw = sample.image.shape[:2]
-        input_file = f'{sample.stem}_input.png' if opts.save_images else ''
-        input_thumb = self.thumbs.reserve('input') if opts.thumbnails else ''
-        rows, plan = [], []
-        for k, kind in enumerate(sample.kinds):
-            target = int(sample.targets[k])
-            for method, maps in sample.maps.items():
-                blank = sample.blank.get(method)
-                row = dict(
-                    sample.info,
-                    dataset_index=int(sample.index),
-                    target_kind=kind,
-                    target=target,
-                    target_score=float(sample.target_scores[k]),
-                    method=method,
-                    blank=bool(blank[k]) if blank is not None else False,
-                    center_energy=None,
-                    file=(
-                        f'{sample.stem}_{kind}{target}_{method}.png'
-                        if opts.save_images
-                        else sample.info.get('file', '')
-                    ),
-                    raw_file='',
-                    raw_row=None,
-                    input_file=input_file,
-                    thumb='',
-                    input_thumb=input_thumb,
-                )
-                if opts.save_raw:
-                    row['raw_file'], row['raw_row'] = self.store.reserve(
-                        method, kind, hw
-                    )
-                if opts.thumbnails:
-                    row['thumb'] = self.thumbs.reserve(f'{method}_{kind}')
-                rows.append(row)
-                plan.append((row, maps[k]))
-        self.rows.extend(rows)
-        self.jobs.submit(self._write_sample, sample, plan, input_thumb)
-        return rows
+    def expect(
+        self, indices: Sequence[int], paths: Optional[Sequence[str]] = None
+    ) -> None:
+        """Record the samples this run sets out to explain (queued), so a
+        partial dump can say which are missing."""
+        self.jobs.submit(self._index_call, 'expect', list(indices), paths)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run another write job (a grid for the backends...) in order."""
         self.jobs.submit(fn, *args)
 
-    def _write_sample(self, sample: SampleCAMs, plan, input_thumb: str):
-        """Background job: every file of one sample."""
-        opts = self.options
-        image = sample.image
-        if opts.save_images or opts.thumbnails:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        if opts.save_images:
-            write_png(self.folder / f'{sample.stem}_input.png', image)
-        if input_thumb:
-            self.thumbs.put(input_thumb, image)
-        small = None
-        for row, cam in plan:
-            cam = np.asarray(cam, np.float32)[
-                : image.shape[0], : image.shape[1]
-            ]
-            row['center_energy'] = round(center_energy(cam), 4)
-            if row['raw_file']:
-                self.store.append(row['raw_file'], cam)
-            if opts.save_images and self.overlay is not None:
-                write_png(self.folder / row['file'], self.overlay(image, cam))
-            if row['thumb'] and self.overlay is not None:
-                if small is None:
-                    small = _shrink(image, TILE_SIZE)
-                tile = self.overlay(small, _resize_map(cam, small.shape[:2]))
-                self.thumbs.put(row['thumb'], tile)
+    # ----------------------------------------------------- worker side
+    def _open(self) -> None:
+        """Build and open the configured writers (writer thread)."""
+        if self._opened:
+            return
+        self._opened = True
+        for cfg in self.options.output_cfgs():
+            args = dict(cfg)
+            # looked up, not built: a runner's default scope (mmpretrain)
+            # has no such registry
+            cls = OUTPUT_WRITERS.get(args.pop('type'))
+            out = cls(
+                folder=self.folder,
+                options=self.options,
+                overlay=self.overlay,
+                **args,
+            )
+            out.open()
+            self.outputs.append(out)
+
+    def _index_call(self, name: str, *args: Any) -> None:
+        self._open()
+        for out in self.outputs:
+            if isinstance(out, IndexOutput):
+                getattr(out.db, name)(*args)
+
+    def _write_sample(self, sample: CAMSample) -> None:
+        """Background job: rows, every writer's files, then the commit."""
+        self._open()
+        rows = _rows(sample, self.options.signed)
+        for out in self.outputs:
+            try:
+                out.add(sample, rows)
+            except Exception as err:
+                self._error(out, err)
+        for out in self.outputs:
+            try:
+                out.commit()
+            except Exception as err:
+                self._error(out, err)
+
+    def _error(self, out: BaseOutput, err: Exception) -> None:
+        with self._lock:
+            self._errors.append(f'{type(out).__name__}: {err}')
 
     # ---------------------------------------------------------- finish
     def flush(self) -> List[str]:
         """Wait for every queued job; the errors so far (and clears them)."""
-        errors, self._errors = self._errors + self.jobs.flush(), []
-        return errors
+        jobs = self.jobs.flush()
+        with self._lock:
+            errors, self._errors = self._errors, []
+        return _capped(errors) + jobs
 
     def close(self) -> List[str]:
-        """Finish the store and sheets, stop the thread; all errors.
-
-        Rows whose raw map could not be written lose their ``raw_file``
-        (so nothing points at a wrong row).
-        """
-        self.jobs.submit(self._finish_files)
+        """Finish every writer's files, stop the thread; all errors."""
+        self.jobs.submit(self._close_outputs)
         errors = self.flush() + self.jobs.close()
-        if self.store.failed:
-            for row in self.rows:
-                if row['raw_file'] in self.store.failed:
-                    row['raw_file'], row['raw_row'] = '', None
         return errors
 
-    def _finish_files(self) -> None:
-        try:
-            self.store.close()
-        finally:
-            self.thumbs.close()
+    def _close_outputs(self) -> None:
+        for out in self.outputs:
+            try:
+                out.close()
+            except Exception as err:
+                self._error(out, err)
+
+    def read_rows(self) -> List[Dict[str, Any]]:
+        """This process's committed rows (after :meth:`close`)."""
+        if not self.index_path.is_file():
+            return []
+        return read_shard(self.index_path)[1]
 
 
-def _shrink(image: np.ndarray, side: int) -> np.ndarray:
-    """The image with its long side at most ``side`` (for thumbnails)."""
-    h, w = image.shape[:2]
-    if max(h, w) <= side:
-        return image
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+#: Error messages kept per flush.
+MAX_ERRORS = 20
 
 
-def _resize_map(cam: np.ndarray, hw) -> np.ndarray:
-    if cam.shape == tuple(hw):
-        return cam
-    return cv2.resize(cam, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+def _capped(errors: List[str]) -> List[str]:
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    return errors[:MAX_ERRORS] + [f'... {len(errors) - MAX_ERRORS} more']
+
+
+def _rows(sample: CAMSample, signed: bool) -> List[Dict[str, Any]]:
+    """The index rows of one sample, before the writers fill their
+    columns: one per target kind x method."""
+    rows = []
+    for k, kind in enumerate(sample.kinds):
+        for method, maps in sample.cams(signed).items():
+            blank = sample.blank.get(method)
+            h, w = sample.image.shape[:2]
+            cam = np.asarray(maps[k], np.float32)[:h, :w]
+            rows.append(
+                dict(
+                    sample.info,
+                    dataset_index=int(sample.index),
+                    target_kind=kind,
+                    target=int(sample.targets[k]),
+                    target_score=float(sample.target_scores[k]),
+                    method=method,
+                    blank=bool(blank[k]) if blank is not None else False,
+                    center_energy=round(center_energy(cam), 4),
+                    file=sample.info.get('file', ''),
+                    raw_file='',
+                    raw_row=None,
+                    input_file='',
+                    thumb='',
+                    input_thumb='',
+                    desc_file='',
+                    desc_row=None,
+                )
+            )
+    return rows

@@ -6,6 +6,7 @@ and its modules by name.
 """
 
 import difflib
+import hashlib
 import inspect
 from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar
 
@@ -24,6 +25,7 @@ __all__ = [
     'num_extra_tokens',
     'expand_path',
     'nearest_listed',
+    'model_fingerprint',
 ]
 
 _V = TypeVar('_V')
@@ -253,3 +255,35 @@ def nearest_listed(
         if entry is not None:
             return entry
     return None
+
+
+#: Values of each tensor that enter :func:`model_fingerprint`.
+FINGERPRINT_VALUES = 8
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash that tells two models' weights apart.
+
+    Hashes the model's class, and for every ``state_dict`` entry its name,
+    shape, dtype and its first :data:`FINGERPRINT_VALUES` values (as
+    float16, so the same checkpoint gives the same hash on any device). Two
+    dumps of the same weights agree; a different architecture, head size or
+    checkpoint gives another hash (weights that differ only past the first
+    values of every tensor would collide: a fingerprint, not a checksum).
+    Cost: one small copy per tensor.
+
+    Args:
+        model (nn.Module): The model (wrappers are unwrapped).
+
+    Returns:
+        str: 16 hex digits.
+    """
+    model = unwrap_model(model)
+    digest = hashlib.sha1(type(model).__qualname__.encode())
+    for name, tensor in model.state_dict().items():
+        head = tensor.detach().flatten()[:FINGERPRINT_VALUES]
+        if head.is_floating_point():
+            head = head.to(torch.float16)
+        digest.update(f'{name}{tuple(tensor.shape)}{tensor.dtype}'.encode())
+        digest.update(repr(head.cpu().tolist()).encode())
+    return digest.hexdigest()[:16]

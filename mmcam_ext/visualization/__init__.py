@@ -2,6 +2,7 @@
 gallery and the false-positive report."""
 
 from .cam_visualizer import CAMVisualizer, draw_cam_rows, to_rgb
+from .dump_tables import FinishedDump, finish_dump, write_tables
 from .gallery import gallery_data, render_gallery, write_gallery
 from .report import false_positive_pairs, write_report
 
@@ -14,4 +15,7 @@ __all__ = [
     'write_gallery',
     'false_positive_pairs',
     'write_report',
+    'write_tables',
+    'finish_dump',
+    'FinishedDump',
 ]

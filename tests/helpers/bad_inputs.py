@@ -65,6 +65,10 @@ def _configs(root: str) -> Dict[str, str]:
     )
     paths['config_ssl'] = osp.join(root, 'config_ssl.py')
     ssl.dump(paths['config_ssl'])
+    # as shipped: no test pipeline either (not a classifier comes first)
+    paths['config_ssl_as_shipped'] = mmpretrain_config(
+        'simclr/simclr_resnet50_16xb256-coslr-200e_in1k.py'
+    )
     paths['config_syntax'] = osp.join(root, 'config_syntax.py')
     with open(paths['config_syntax'], 'w') as f:
         f.write('model = dict(type="ImageClassifier"\n')

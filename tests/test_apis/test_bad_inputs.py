@@ -118,6 +118,12 @@ CASES = [
         'not a classifier',
     ),
     (
+        'self-supervised config without a test pipeline',
+        lambda p, i, x: CAMInferencer(p['config_ssl_as_shipped']),
+        ModelError,
+        'SimCLR is not a classifier',
+    ),
+    (
         'cfg_options that do not apply',
         lambda p, i, x: load_config(
             p['config'], {'test_dataloader.dataset.pipeline.9.scale': 1}

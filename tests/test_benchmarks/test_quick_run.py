@@ -92,6 +92,8 @@ def test_markdown_has_all_sections(report):
         'folder',
         'hook',
         'scale',
+        'dumps',
         'quality',
     }
+    assert '| dump writer memory | 2,000 samples, save_raw |' in md
     assert '| (d) files per evaluation | ResNet-18@64, 6 samples' in md

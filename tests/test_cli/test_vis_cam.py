@@ -69,7 +69,10 @@ def test_cli_several_images_and_methods(small_setup, tmp_path):
     results = inferencer(small_setup['img_dir'], ('gradcam', 'gradcam++'))
     # raw maps: one dump folder, a few arrays, read back by input number
     assert sorted(dump_files(out / 'raw')) == [
+        'descriptors/GradCAMPlusPlus_top1.npy',
+        'descriptors/GradCAM_top1.npy',
         'index.json',
+        'index.sqlite',
         'maps/GradCAMPlusPlus_top1_64x64.npy',
         'maps/GradCAM_top1_64x64.npy',
     ]

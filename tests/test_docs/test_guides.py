@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from mmcam_ext.registry import CAM_METHODS, TARGET_RESOLVERS
+from mmcam_ext.registry import CAM_METHODS, OUTPUT_WRITERS, TARGET_RESOLVERS
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDES = ROOT / 'docs' / 'advanced_guides'
-REGISTRIES = (CAM_METHODS, TARGET_RESOLVERS, MODELS)
+REGISTRIES = (CAM_METHODS, TARGET_RESOLVERS, OUTPUT_WRITERS, MODELS)
 
 
 def python_blocks(path: Path):
@@ -32,7 +32,7 @@ def run_guide():
     module = 'docs_guide'  # the __module__ of the classes a guide defines
 
     def run(name: str) -> dict:
-        blocks = python_blocks(GUIDES / name)
+        blocks = python_blocks(GUIDES / name)  # name may be '../x.md'
         assert blocks, f'{name} has no python blocks'
         namespace = {'__name__': module}
         for block in blocks:
@@ -122,3 +122,17 @@ def test_add_backbone_family_guide(run_guide):
         got.flatten(1).max(1).values - got.flatten(1).min(1).values > 0.5
     ).all()
     torch.testing.assert_close(got[:, 0], want, atol=1e-5, rtol=0)
+
+
+def test_add_output_writer_guide(run_guide):
+    ns = run_guide('../outputs.md')
+    assert OUTPUT_WRITERS.get('PeakOutput') is ns['PeakOutput']
+    rows, maps = ns['rows'], ns['maps']
+    assert len(rows) == 3
+    lines = (Path(ns['folder']) / 'peaks.csv').read_text().splitlines()
+    for row, line in zip(rows, lines):
+        cam = maps[row['dataset_index'], 0]
+        y, x = divmod(int(cam.argmax()), cam.shape[1])
+        assert (row['peak_y'], row['peak_x']) == (y, x)
+        assert line == f'{row["dataset_index"]},GradCAM,{y},{x}'
+        assert row['raw_file']  # the built-in writers ran too

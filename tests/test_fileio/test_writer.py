@@ -60,8 +60,9 @@ def test_rows_and_maps_read_back(tmp_path):
     for s in samples:
         writer.add(s)
     assert writer.close() == []
-    write_index(tmp_path, writer.rows, 'json')
-    assert len(writer.rows) == 5 * 2 * 2
+    rows = writer.read_rows()
+    write_index(tmp_path, rows, 'json')
+    assert len(rows) == 5 * 2 * 2
     for row, cam in load_cams(tmp_path):
         s = samples[row['dataset_index'] - 100]
         k = s.kinds.index(row['target_kind'])
@@ -83,16 +84,18 @@ def test_files_per_dump_grow_with_methods_not_samples(tmp_path):
         for s in _samples(num):
             writer.add(s)
         assert writer.close() == []
-        write_index(folder, writer.rows, 'json')
+        write_index(folder, writer.read_rows(), 'json')
         counts[num] = dump_files(folder)
-    # index + 4 map arrays + 5 thumbnail sheets, for 3 or 300 samples
-    assert counts[3] == counts[300] and len(counts[3]) == 10
+    # index (+ its SQLite shard) + 4 map arrays + 5 thumbnail sheets, for
+    # 3 or 300 samples
+    assert counts[3] == counts[300] and len(counts[3]) == 11
     with_png = tmp_path / 'png'
     writer = CAMWriter(with_png, WriterOptions(), _overlay)
     for s in _samples(3):
         writer.add(s)
     writer.close()
-    assert len(dump_files(with_png)) == 3 * (1 + 4) + 5  # PNGs + sheets
+    # PNGs + sheets + the SQLite shard
+    assert len(dump_files(with_png)) == 3 * (1 + 4) + 5 + 1
 
 
 def test_thumbnail_tiles_are_the_overlays(tmp_path):
@@ -101,7 +104,7 @@ def test_thumbnail_tiles_are_the_overlays(tmp_path):
     for s in samples:
         writer.add(s)
     writer.close()
-    for row in writer.rows[::7]:
+    for row in writer.read_rows()[::7]:
         sheet, tile = parse_thumb(row['thumb'])
         picture = cv2.imread(str(tmp_path / sheet))[..., ::-1]
         r, c = divmod(tile, SHEET_COLS)
@@ -133,10 +136,21 @@ def test_write_errors_are_returned_and_rows_never_point_at_bad_maps(
         writer.add(s)
     errors = writer.close()
     assert errors and all('dump' in e for e in errors)
-    assert all(
-        r['raw_file'] == '' and r['raw_row'] is None for r in writer.rows
-    )
+    assert writer.read_rows() == []  # no index either: nothing points
     assert blocker.read_text() == 'a file where the folder should be'
+
+
+def test_a_failed_map_file_leaves_its_rows_without_a_map(tmp_path):
+    (tmp_path / 'maps').write_text('a file where the maps folder should be')
+    writer = CAMWriter(tmp_path, WriterOptions(save_raw=True), _overlay)
+    for s in _samples(3):
+        writer.add(s)
+    errors = writer.close()
+    assert errors and all('MapStoreOutput' in e for e in errors)
+    rows = writer.read_rows()
+    assert len(rows) == 3 * 2 * 2  # the other writers' columns are there
+    assert all(r['raw_file'] == '' and r['raw_row'] is None for r in rows)
+    assert all((tmp_path / r['file']).is_file() for r in rows)
 
 
 def test_center_energy():

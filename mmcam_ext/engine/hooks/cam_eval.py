@@ -1,8 +1,12 @@
 """One evaluation's dump: writing, the DDP cap, backends, index and report.
 
-:class:`EvalDump` receives each explained sample (:class:`SampleCAMs`) from
+:class:`EvalDump` receives each explained sample (:class:`CAMSample`) from
 the hook and hands it to the shared :class:`~mmcam_ext.fileio.CAMWriter`
-(background thread). Under several processes with a cap, samples are held
+(background thread), which streams its rows into this rank's index shard
+(``index.sqlite``, ``index.rank1.sqlite``...) as their files reach disk: a
+run killed at any point leaves every committed row readable. At the end,
+rank 0 reads the rows of every shard and writes the final index, gallery
+and report. Under several processes with a cap, samples are held
 back until :meth:`EvalDump.finish` has gathered every rank's candidates and
 cut them to the cap in single-process order; only the kept ones are written.
 :meth:`EvalDump.finish` is called by every rank, also one that explained
@@ -19,22 +23,15 @@ import numpy as np
 from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.logging import print_log
 
-from ...fileio import (
-    CAMWriter,
-    SampleCAMs,
-    WriterOptions,
-    merge_rows,
-    write_index,
-)
-from ...visualization.gallery import write_gallery
-from ...visualization.report import write_report
+from ...fileio import CAMSample, CAMWriter, read_partial
+from ...visualization.dump_tables import write_tables
 from .cam_options import DumpOptions
 from .cam_selection import first_in_order
 
 __all__ = ['EvalDump', 'GridJob']
 
 #: ``(sample, key) -> grid``: draws the picture sent to the vis backends.
-GridJob = Callable[[SampleCAMs, str], np.ndarray]
+GridJob = Callable[[CAMSample, str], np.ndarray]
 Key = Tuple[int, int]  # (single-process order, dataset index)
 
 
@@ -52,6 +49,12 @@ class EvalDump:
         cap (int | None): ``samples.max_per_eval``.
         draw_grid (GridJob | None): Draws a backend grid; ``None`` when no
             backend receives grids. Defaults to None.
+        meta (dict): Index meta known at the start (phase, methods,
+            classes, model fingerprint...), stored in the index at once.
+            Defaults to ``{}``.
+        expected (list[int] | None): This rank's samples to explain, where
+            known, recorded so a killed run says which are missing.
+            Defaults to None.
     """
 
     phase: str
@@ -62,9 +65,11 @@ class EvalDump:
     overlay: Callable[[np.ndarray, np.ndarray], np.ndarray]
     cap: Optional[int]
     draw_grid: Optional[GridJob] = None
+    meta: Dict[str, Any] = field(default_factory=dict)
+    expected: Optional[List[int]] = None
     errors: List[str] = field(default_factory=list)
     failed_batches: int = 0
-    _held: List[Tuple[Key, SampleCAMs]] = field(default_factory=list)
+    _held: List[Tuple[Key, CAMSample]] = field(default_factory=list)
     _grids: List[Tuple[Key, str, np.ndarray]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _grid_samples: int = 0
@@ -72,35 +77,34 @@ class EvalDump:
     def __post_init__(self) -> None:
         rank, world = get_dist_info()
         self.rank, self.world = rank, world
-        out = self.options
         self.writer = CAMWriter(
             self.folder,
-            WriterOptions(
-                save_images=out.save_images,
-                save_raw=out.save_raw,
-                raw_dtype='float32' if out.signed else out.raw_dtype,
-                raw_downsample=out.raw_downsample,
-                thumbnails=out.thumbnails,
-                suffix=f'.rank{rank}' if world > 1 else '',
-                max_pending=out.max_pending,
-            ),
+            self.options.writer_options(f'.rank{rank}' if world > 1 else ''),
             self.overlay,
         )
+        self.writer.set_meta(self.meta)
+        if self.expected is not None:
+            self.writer.expect(self.expected)
+        self._layers_noted = False
         # Under N ranks with a cap, a sample is written only once it is
         # known to be among the first `cap` of all ranks.
         self.hold_back = world > 1 and self.cap is not None
 
     # ------------------------------------------------------------ add
-    def add(self, key: Key, sample: SampleCAMs) -> None:
+    def note_layers(self, layers: Sequence[str]) -> None:
+        """Record the target layers in the index (once)."""
+        if not self._layers_noted:
+            self._layers_noted = True
+            self.writer.set_meta(dict(target_layers=list(layers)))
+
+    def add(self, key: Key, sample: CAMSample) -> None:
         """Write (or hold back) one explained sample."""
         if self.hold_back:
-            self._held.append(
-                (key, sample if self.options.signed else _compact(sample))
-            )
+            self._held.append((key, _compact(sample, self.options.signed)))
         else:
             self._write(key, sample)
 
-    def _write(self, key: Key, sample: SampleCAMs) -> None:
+    def _write(self, key: Key, sample: CAMSample) -> None:
         self.writer.add(sample)
         limit = self.options.backend_samples
         # Each rank sends its own first `limit` samples; rank 0 keeps the
@@ -112,7 +116,7 @@ class EvalDump:
             for kind in sample.kinds:
                 self.writer.submit(self._grid, key, sample, kind)
 
-    def _grid(self, key: Key, sample: SampleCAMs, kind: str) -> None:
+    def _grid(self, key: Key, sample: CAMSample, kind: str) -> None:
         assert self.draw_grid is not None
         grid = self.draw_grid(sample, kind)
         tag = f'cam_{self.phase}_{sample.stem}_{kind}'
@@ -132,16 +136,22 @@ class EvalDump:
             self.errors += self.writer.close()
         except Exception as err:
             self.errors.append(f'{type(err).__name__}: {err}')
+        # Rows stay on disk (every rank's index shard); only counts,
+        # errors and grids travel.
         parts = all_gather_object(
-            (self.writer.rows, self._grids, self.failed_batches, self.errors)
+            (self._grids, self.failed_batches, self.errors)
         )
         if self.rank != 0:
             return
-        rows = merge_rows(p[0] for p in parts)
-        errors = [e for p in parts for e in p[3]]
-        failed = sum(p[2] for p in parts)
-        self._write_tables(rows, dict(meta, work_dir=work_dir))
-        self._to_backends(visualizer, [g for p in parts for g in p[1]])
+        errors = [e for p in parts for e in p[2]]
+        failed = sum(p[1] for p in parts)
+        try:
+            stored, rows, _ = read_partial(self.folder)
+        except FileNotFoundError:  # nothing was written
+            stored, rows = {}, []
+        stored.pop('expected', None)
+        self._write_tables(rows, dict(stored, **meta, work_dir=work_dir))
+        self._to_backends(visualizer, [g for p in parts for g in p[0]])
         self._log(rows, failed, errors)
 
     def _release_held(self) -> None:
@@ -162,12 +172,14 @@ class EvalDump:
         self, rows: List[Dict[str, Any]], meta: Dict[str, Any]
     ) -> None:
         out = self.options
-        write_index(self.folder, rows, out.index_format, meta)
-        title = f'CAMs: {self.folder.name}'
-        if out.gallery:
-            write_gallery(self.folder, rows, self.classes, title)
-        if out.report:
-            write_report(self.folder, rows, self.classes, title)
+        write_tables(
+            self.folder,
+            rows,
+            dict(meta, classes=self.classes),
+            out.index_format,
+            out.gallery,
+            out.report,
+        )
 
     def _to_backends(self, visualizer, grids) -> None:
         limit = self.options.backend_samples
@@ -194,8 +206,13 @@ class EvalDump:
             )
 
 
-def _compact(sample: SampleCAMs) -> SampleCAMs:
-    """A held-back sample with float16 maps (half the memory)."""
+def _compact(sample: CAMSample, signed: bool) -> CAMSample:
+    """A held-back sample with only the maps it will write: the signed
+    ones as they are, else float16 maps (a quarter of the memory)."""
+    if signed:
+        return replace(sample, maps={})
     return replace(
-        sample, maps={m: v.astype(np.float16) for m, v in sample.maps.items()}
+        sample,
+        maps={m: v.astype(np.float16) for m, v in sample.maps.items()},
+        raw_maps={},
     )

@@ -20,7 +20,7 @@ from typing import (
     Union,
 )
 
-from ...fileio.map_store import RAW_DTYPES
+from ...fileio.outputs import WriterOptions
 
 __all__ = [
     'SampleSelection',
@@ -147,6 +147,12 @@ class DumpOptions:
             ``None``: all. Defaults to 64.
         max_pending (int): Write jobs queued for the background writer at
             most (``0``: write in the loop's thread). Defaults to 64.
+        descriptors (bool): With ``save_raw``, also store each map's
+            evidence descriptor (``descriptors/``, for
+            ``python -m mmcam_ext patterns``). Defaults to True.
+        writers (Sequence[dict]): More output writers, as
+            ``OUTPUT_WRITERS`` config dicts (see ``docs/outputs.md``).
+            Defaults to ``()``.
     """
 
     out_dir: str = 'cam'
@@ -164,18 +170,36 @@ class DumpOptions:
     report: bool = True
     backend_samples: Optional[int] = 64
     max_pending: int = 64
+    descriptors: bool = True
+    writers: Sequence[Dict[str, Any]] = ()
 
     def __post_init__(self) -> None:
         _check_choice('output.index_format', self.index_format, INDEX_FORMATS)
-        _check_choice('output.raw_dtype', self.raw_dtype, RAW_DTYPES)
+        try:
+            self.writer_options()
+        except ValueError as err:
+            raise ValueError(f'output.{err}') from None
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(
                 f'output.alpha must be in [0, 1], got {self.alpha}.'
             )
-        _check_count('output.raw_downsample', self.raw_downsample)
         if self.backend_samples is not None:
             _check_count('output.backend_samples', self.backend_samples, 0)
-        _check_count('output.max_pending', self.max_pending, 0)
+
+    def writer_options(self, suffix: str = '') -> WriterOptions:
+        """The writer's options (checked there, for hook and tool)."""
+        return WriterOptions(
+            save_images=self.save_images,
+            save_raw=self.save_raw,
+            raw_dtype=self.raw_dtype,
+            raw_downsample=self.raw_downsample,
+            thumbnails=self.thumbnails,
+            descriptors=self.descriptors,
+            signed=self.signed,
+            suffix=suffix,
+            max_pending=self.max_pending,
+            outputs=tuple(self.writers),
+        )
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,28 @@ class EvalSelection:
             len(dataset),
         )
 
+    def expected(self) -> Optional[List[int]]:
+        """This rank's dataset indices it will explain, in order, where
+        known before the evaluation (no filter on predictions or classes;
+        a cap only on one process); else ``None``."""
+        sel = self.sel
+        if sel.misclassified_only or self.class_ids is not None:
+            return None
+        cands = self.candidates
+        out = list(
+            dict.fromkeys(
+                i for i in self.local_indices if cands is None or i in cands
+            )
+        )
+        cap = sel.max_per_eval
+        if cap is not None and len(out) > cap:
+            return out[:cap] if self.world_size == 1 else None
+        if cap is not None and self.world_size > 1:
+            total = self.dataset_size if cands is None else len(cands)
+            if total > cap:
+                return None
+        return out
+
     def order(self, pos: int, index: int) -> int:
         """Single-process position of shard position ``pos``."""
         if self.default_sampler:

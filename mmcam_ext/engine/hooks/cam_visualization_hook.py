@@ -62,13 +62,13 @@ from torch import nn
 from ...apis.cam_engine import CAMEngine
 from ...apis.capture_sources import LoopCapture
 from ...errors import InputError
-from ...fileio import SampleCAMs
+from ...fileio import CAMSample
 from ...methods.base import BaseCAMMethod
 from ...methods.builder import MethodLike, build_method
 from ...registry import HOOKS
 from ...structures import CAMResult
 from ...utils.image import to_rgb
-from ...utils.model import unwrap_model
+from ...utils.model import model_fingerprint, unwrap_model
 from ...visualization.cam_visualizer import CAMVisualizer
 from .cam_eval import EvalDump
 from .cam_options import (
@@ -282,6 +282,11 @@ class CAMVisualizationHook(Hook):
             self._overlay,
             self.selection.max_per_eval,
             self._grid_job(runner, classes),
+            meta=dict(
+                self._meta(phase, step, classes),
+                model_fingerprint=model_fingerprint(runner.model),
+            ),
+            expected=self._selection.expected(),
         )
         self._dump.folder.mkdir(parents=True, exist_ok=True)
 
@@ -371,6 +376,7 @@ class CAMVisualizationHook(Hook):
                 partial(_preprocess, model, data_batch),
                 aug_smooth=self.explain.aug_smooth,
                 eigen_smooth=self.explain.eigen_smooth,
+                descriptors=self._descriptors,
             )
         self._log_path(engine.last_path)
         return result
@@ -394,38 +400,25 @@ class CAMVisualizationHook(Hook):
         result: CAMResult,
     ) -> None:
         """Hand each picked sample to the evaluation's writer."""
-        out = self.output
-        maps = result.raw_maps if out.signed else result.maps
         rank = get_dist_info()[0]
+        dump.note_layers(result.target_layers)
         for j, pick in enumerate(picks):
             sample = outputs[pick.row]
             image = to_rgb(data_batch['inputs'][pick.row].cpu().numpy(), 'bgr')
-            h, w = image.shape[:2]
             gt = label_of(sample, 'gt_label')
             pred = label_of(sample, 'pred_label')
             pred = int(result.pred_labels[j]) if pred is None else pred
+            info = dict(
+                img_path=sample.get('img_path', ''),
+                gt=gt,
+                pred=pred,
+                score=_score(sample, pred, float(result.pred_scores[j])),
+                misclassified=gt is not None and gt != pred,
+                rank=rank,
+            )
             dump.add(
                 (pick.order, pick.index),
-                SampleCAMs(
-                    index=pick.index,
-                    stem=f'{pick.index:06d}',
-                    image=image,
-                    maps={n: m[j, :, :h, :w] for n, m in maps.items()},
-                    kinds=self.kinds,
-                    targets=[int(t) for t in result.targets[j]],
-                    target_scores=[float(s) for s in result.target_scores[j]],
-                    blank={n: b[j] for n, b in result.blank.items()},
-                    info=dict(
-                        img_path=sample.get('img_path', ''),
-                        gt=gt,
-                        pred=pred,
-                        score=_score(
-                            sample, pred, float(result.pred_scores[j])
-                        ),
-                        misclassified=gt is not None and gt != pred,
-                        rank=rank,
-                    ),
-                ),
+                result.sample(j, pick.index, image, self.kinds, info),
             )
 
     # ---------------------------------------------------------- drawing
@@ -450,13 +443,15 @@ class CAMVisualizationHook(Hook):
                 self._drawer = CAMVisualizer(name='mmcam_ext_hook_drawer')
             drawer = self._drawer
 
-        def draw(sample: SampleCAMs, kind: str) -> np.ndarray:
+        signed = self.output.signed
+
+        def draw(sample: CAMSample, kind: str) -> np.ndarray:
             k = list(sample.kinds).index(kind)
             info = sample.info
             return drawer.draw_cam(
                 sample.image,
-                {n: m[k] for n, m in sample.maps.items()},
-                signed=self.output.signed,
+                {n: m[k] for n, m in sample.cams(signed).items()},
+                signed=signed,
                 gt_label=info['gt'],
                 pred_label=info['pred'],
                 pred_score=info['score'],
@@ -496,17 +491,26 @@ class CAMVisualizationHook(Hook):
         dump, self._dump, self._selection = self._dump, None, None
         if dump is None:
             return
-        meta = dict(
-            phase=dump.phase,
-            step=dump.step,
-            methods=self.method_names,
-            target=self.kinds,
-            classes=dump.classes,
-        )
+        meta = self._meta(dump.phase, dump.step, dump.classes)
         try:
             dump.finish(str(runner.work_dir), meta, runner.visualizer)
         except Exception as err:
             self._fail(dump, err)
+
+    def _meta(self, phase: str, step: int, classes) -> Dict[str, Any]:
+        """The index meta of one evaluation."""
+        return dict(
+            phase=phase,
+            step=step,
+            methods=self.method_names,
+            target=self.kinds,
+            classes=classes,
+        )
+
+    @property
+    def _descriptors(self) -> bool:
+        """Evidence descriptors are stored with the raw maps."""
+        return self.output.save_raw and self.output.descriptors
 
     def _close_unfinished(self) -> None:
         """An evaluation that ended in an exception left its writer open."""
