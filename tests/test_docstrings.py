@@ -111,7 +111,7 @@ def _public_defs() -> Iterator[Tuple[str, ast.AST, Optional[ast.ClassDef]]]:
                     yield (
                         f'{_rel(path)}:{node.lineno} {node.name}',
                         node,
-                        False,
+                        None,
                     )
             elif isinstance(node, ast.ClassDef) and _public(node.name):
                 yield f'{_rel(path)}:{node.lineno} {node.name}', node, None

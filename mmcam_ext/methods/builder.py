@@ -111,6 +111,15 @@ def method_options(cls: Type[BaseCAMMethod]) -> Optional[List[str]]:
 
 
 def check_options(cls: Type[BaseCAMMethod], options: Mapping) -> None:
+    """Refuse options the method's constructor does not take.
+
+    Args:
+        cls (type): The method class.
+        options (Mapping): Option names (values are not looked at).
+
+    Raises:
+        MethodError: Naming the unknown options and the valid ones.
+    """
     valid = method_options(cls)
     unknown = sorted(set(options) - set(valid)) if valid is not None else []
     if unknown and not valid:
