@@ -12,7 +12,8 @@
 #  4. the demo extras in a second step (additions only); from a folder
 #     outside the clone: mmcam-demo, mmcam-vis-cam, python -m mmcam_ext,
 #     a config with custom_imports (Config.fromfile + the hook built);
-#     the no-grad-cam tests against the installed package;
+#     the no-grad-cam tests against the installed package; the analysis
+#     extra: mmcam-patterns and mmcam-mine on dumps;
 #  5. reinstall from the sdist and run the console script again;
 #  6. grad-cam 1.4.8 (what mmpretrain[optional] installs): the engine and
 #     library-method tests against it;
@@ -194,6 +195,29 @@ tests_outside_clone() {  # tests_outside_clone FILE...: the installed package
       -p no:cacheprovider "$@")
 }
 
+patterns_tools() {  # the analysis extra; mmcam-patterns + mmcam-mine on dumps
+  quiet_pip "$VPY" -m pip install -q -c "$LOCK" "$WHEEL[analysis]" &&
+    rm -rf "$RUN/pat" && mkdir -p "$RUN/pat" &&
+    (cd "$WORK/tests-run" && "$VPY" -c "from pathlib import Path
+from tests.helpers.fake_dump import make_dump
+make_dump(Path('$RUN/pat/run'))
+make_dump(Path('$RUN/pat/pool'), groups=(20, 20, 20), correct=40)") &&
+    (cd "$RUN" && "$VENV/bin/mmcam-patterns" pat/run --classes cat &&
+      "$VENV/bin/mmcam-mine" pat/run/patterns pat/pool --label 0 \
+        --per-pattern 5) &&
+    "$VPY" - "$RUN/pat/run/patterns" <<'EOF'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+pats = json.loads((out / 'patterns.json').read_text())['patterns']
+neg = json.loads((out / 'mined/negatives.json').read_text())['patterns']
+assert len(pats) == 3 and all(p['size'] == 12 for p in pats), pats
+assert [len(p['images']) for p in neg] == [5, 5, 5], neg
+assert (out / 'patterns.html').is_file()
+assert (out / 'mined/mined.html').is_file()
+print('user: 3 patterns, 5 mined negatives each, from the installed scripts')
+EOF
+}
+
 # ------------------------------------------------------------- 5 the sdist
 install_sdist() {
   quiet_pip "$VPY" -m pip uninstall -q -y mmcam_ext &&
@@ -277,6 +301,8 @@ check "config with custom_imports, hook built" custom_imports
 quiet_pip "$VPY" -m pip install -q -c "$LOCK" pytest >/dev/null
 check "no-grad-cam tests (installed wheel)" tests_outside_clone \
   tests/test_methods/test_grad_cam_lib.py
+check "mmcam-patterns, mmcam-mine ([analysis] extra, installed wheel)" \
+  patterns_tools
 check "install from the sdist" install_sdist
 check "mmcam-vis-cam (from the sdist)" vis_cam_run cams-sdist \
   "$VENV/bin/mmcam-vis-cam"
