@@ -83,7 +83,8 @@ build() {
 # -------------------------------------------------------- 2 the user stack
 user_stack() {
   "$PYTHON" -m venv "$VENV" &&
-    quiet_pip "$VPY" -m pip install -q "$(grep -E '^torch==' "$LOCK")" \
+    quiet_pip "$VPY" -m pip install -q -c "$LOCK" \
+      "$(grep -E '^torch==' "$LOCK")" \
       "$(grep -E '^torchvision==' "$LOCK")" &&
     quiet_pip "$VPY" -m pip install -q -c "$LOCK" mmpretrain mmengine \
       mmcv-lite setuptools &&
