@@ -214,18 +214,26 @@ def every_sample_rows(
     repeats: int,
     root: Optional[str] = None,
     profile: bool = False,
+    compare: bool = False,
 ) -> Dict[str, object]:
     """Ratios of one model: per method with/without, floor ratios.
+
+    With ``compare`` the first gradient attention method also runs on the
+    general path (an engine with ``fast_path=False``: a second forward and
+    backward per batch), for an A/B in the same rounds.
 
     Returns:
         dict: ``without`` (:class:`Spread` of seconds), ``ratio``,
         ``cpu_ratio`` (the same in process CPU time, steadier on a shared
-        machine) and ``floor`` (method -> :class:`Spread`), ``floor_s``,
+        machine), ``extra`` (seconds with - without) and ``floor`` (method
+        -> :class:`Spread`), ``floor_s``,
         ``samples``, ``paths`` (method -> the path the engine logged).
     """
     from mmengine.runner import Runner
 
     variants: List[Tuple[str, dict]] = [(m, _hook(m)) for m in case.methods]
+    general = [m for m in case.methods if m in GRADIENT][:1] if compare else []
+    variants += [(f'{m}, general path', _hook(m)) for m in general]
     if profile:
         variants += [
             (f'{case.methods[0]}, {part}', _hook(case.methods[0], **opts))
@@ -241,6 +249,8 @@ def every_sample_rows(
                 _cfg(case, num, batch, tmp, f'on{i}', hook)
             )
             runners[name].model.load_state_dict(state)
+            if name.endswith('general path'):
+                _general_path(runners[name])
         fns: Dict[str, Callable[[], Optional[float]]] = {
             'without': without.test
         }
@@ -270,8 +280,12 @@ def every_sample_rows(
             for n in runners
             if n in GRADIENT
         }
+    extra = {
+        n: Spread([w - b for w, b in zip(times[n], base)]) for n in runners
+    }
     return dict(
         without=Spread(base),
+        extra=extra,
         ratio=ratio,
         cpu_ratio=cpu_ratio,
         floor=floor,
@@ -279,6 +293,18 @@ def every_sample_rows(
         samples=samples,
         paths=paths,
     )
+
+
+def _general_path(runner) -> None:
+    """Give the runner's hook an engine that never uses a capture."""
+    from mmcam_ext import CAMEngine
+    from mmcam_ext.utils.model import unwrap_model
+
+    for hook in runner.hooks:
+        if hasattr(hook, '_engine'):
+            hook._engine = CAMEngine(
+                unwrap_model(runner.model), fast_path=False
+            )
 
 
 def _path(runner) -> str:

@@ -12,9 +12,13 @@ pytestmark = pytest.mark.slow  # builds Runners and runs test() 8 times
 
 def test_attention_rows_take_the_in_loop_path(tmp_path):
     case = EverySampleCase('DeiT-tiny@32', 'deit-tiny_4xb256_in1k', 32)
-    r = every_sample_rows(case, num=3, batch=3, repeats=1, root=str(tmp_path))
+    r = every_sample_rows(
+        case, num=3, batch=3, repeats=1, root=str(tmp_path), compare=True
+    )
     assert r['samples'] == 3
-    assert set(r['ratio']) == set(case.methods)
+    general = 'grad_attention, general path'
+    assert set(r['ratio']) == {*case.methods, general}
+    assert r['paths'][general].startswith('general path')
     assert set(r['floor']) == {'grad_attention', 'attention_relevance'}
     for name in case.methods:
         assert r['paths'][name].startswith('in-loop attention'), name
