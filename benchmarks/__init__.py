@@ -18,6 +18,7 @@ from .suite import (
     quick_settings,
     run_benchmark,
 )
+from .testset import EVERY_SAMPLE_MODELS, EverySampleCase, every_sample_rows
 from .timing import interleaved_medians
 
 __all__ = [
@@ -36,4 +37,7 @@ __all__ = [
     'quick_settings',
     'run_benchmark',
     'interleaved_medians',
+    'EVERY_SAMPLE_MODELS',
+    'EverySampleCase',
+    'every_sample_rows',
 ]

@@ -45,6 +45,7 @@ from .scale import (
     trained_hook_ratio,
 )
 from .speed import SPEED_MODELS, SpeedBench, floor_ratios, grid_and_eigen
+from .testset import EVERY_SAMPLE_MODELS, every_sample_rows
 
 __all__ = [
     'Settings',
@@ -61,6 +62,7 @@ SECTIONS = (
     'hook',
     'scale',
     'dumps',
+    'testset',
     'quality',
 )
 FLOOR_TARGET, GRID_TARGET, EIGEN_TARGET = 1.15, 1.3, 1.2
@@ -69,6 +71,17 @@ MEMORY_TARGET, HELD_TARGET, HOOK_TARGET, FOLDER_TARGET = 1.3, 0.10, 1.2, 50
 #: model label; standalone tool / plain inference, time per image.
 SCALE_TARGETS = {'ResNet-50': 1.15, 'DeiT-tiny': 1.5}
 TOOL_TARGET = 1.3
+#: Targets of the hook on every sample with the default output, per method
+#: (attention) or per model label (GradCAM); floor: extra time over one
+#: activation-only backward through the blocks.
+TESTSET_TARGETS = {
+    'attention_rollout': 1.15,
+    'grad_attention': 2.0,
+    'attention_relevance': 2.0,
+    'ResNet-50': 1.15,
+    'DeiT-tiny': 1.5,
+}
+TESTSET_FLOOR_TARGET = 1.2
 #: Training and validation images per class of the shapes classifiers
 #: (the configs' defaults train too few for stable accuracy).
 SHAPES_DATA = {
@@ -101,6 +114,14 @@ class Settings:
         scale_folder_model: Model of the tool-vs-inference row (c).
         scale_folder_size: Images in its folder.
         scale_repeats: Timed rounds of the process rows (c).
+        testset_models: Keys of :data:`EVERY_SAMPLE_MODELS` for the rows of
+            the hook on every sample with the default output.
+        testset_images: Their test images (per model key; others: 64).
+        testset_repeats: Their timed rounds.
+        testset_profile: Also time the GradCAM rows with parts of the
+            output off.
+        testset_compare: Also time grad-attention on the general path
+            (A/B of the in-loop path).
         scale_trained_epochs: Training epochs of the row (b) model (few:
             it should still make mistakes to explain).
         dump_samples: Samples of the dump-writer memory row.
@@ -129,6 +150,26 @@ class Settings:
     scale_folder_model: str = 'resnet50'
     scale_folder_size: int = 512
     scale_repeats: int = 2
+    testset_models: Sequence[str] = (
+        'deit-tiny',
+        'swin-tiny',
+        'volo-d1',
+        'resnet50-gradcam',
+        'deit-tiny-gradcam',
+    )
+    # Sized so the section ends in minutes on a shared 2-core machine.
+    testset_images: Dict[str, int] = field(
+        default_factory=lambda: {
+            'deit-tiny': 32,
+            'swin-tiny': 16,
+            'volo-d1': 16,
+            'resnet50-gradcam': 32,
+            'deit-tiny-gradcam': 32,
+        }
+    )
+    testset_repeats: int = 2
+    testset_profile: bool = True
+    testset_compare: bool = False
     scale_trained_epochs: int = 3
     dump_samples: int = 20000
     quality_cases: Sequence[QualityCase] = (
@@ -171,6 +212,9 @@ def quick_settings(**kw) -> Settings:
         scale_folder_size=16,
         scale_repeats=1,
         dump_samples=2000,
+        testset_models=('deit-tiny-96', 'resnet18-64-gradcam'),
+        testset_images={'deit-tiny-96': 24, 'resnet18-64-gradcam': 24},
+        testset_repeats=2,
         quality_cases=(QualityCase('cnn', (64, 64), 20, SHAPES_DATA),),
         quality_limit=30,
         quality_steps=8,
@@ -190,6 +234,7 @@ def run_benchmark(settings: Settings) -> Report:
         hook=_hook,
         scale=_scale,
         dumps=_dumps,
+        testset=_testset,
         quality=_quality,
     )
     for name in SECTIONS:
@@ -556,6 +601,59 @@ def _tool_row(s: Settings, report: Report) -> None:
         f'<= {TOOL_TARGET}' if target else '',
         _ok(r['ratio'], TOOL_TARGET) if target else None,
     )
+
+
+# --------------------------------------------------------------- testset
+def _testset(s: Settings, report: Report) -> None:
+    """The hook on every sample with the default output / the test run
+    without it; floor ratios of the gradient attention methods."""
+    for key in s.testset_models:
+        case = EVERY_SAMPLE_MODELS[key]
+        num = s.testset_images.get(key, 64)
+        r = every_sample_rows(
+            case,
+            num,
+            s.scale_batch,
+            s.testset_repeats,
+            s.work_dir,
+            profile=s.testset_profile and not case.floor,
+            compare=s.testset_compare,
+        )
+        where = (
+            f'{case.label} @{case.size}, {r["samples"]} images, '
+            f'b{s.scale_batch}, default output'
+        )
+        for name, spread in r['ratio'].items():
+            method = name.split(',')[0]
+            target = TESTSET_TARGETS.get(
+                case.label if method == 'GradCAM' else method
+            )
+            if ',' in name:  # a profile or A/B variant: no target
+                target = None
+            report.add(
+                'hook, every sample / test without',
+                f'{where}, {name}',
+                spread.median,
+                f'{spread.text()} (median [range] of '
+                f'{len(spread.values)} rounds; CPU time '
+                f'{r["cpu_ratio"][name].text()}; test without '
+                f'{r["without"].text(1)} s; {r["paths"].get(name, "")})',
+                f'<= {target}' if target else '',
+                _ok(spread.median, target) if target else None,
+            )
+        bound = 1 + r['floor_s'].median / r['without'].median
+        for name, spread in r['floor'].items():
+            report.add(
+                'hook extra / activation-backward floor',
+                f'{where}, {name}',
+                spread.median,
+                f'{spread.text()} (hook extra {r["extra"][name].text(2)} s '
+                f'vs floor {r["floor_s"].text(2)} s per test set: one '
+                'backward from the scores through the blocks; so the '
+                f'hook/test ratio is bounded below by {bound:.2f})',
+                f'<= {TESTSET_FLOOR_TARGET}',
+                _ok(spread.median, TESTSET_FLOOR_TARGET),
+            )
 
 
 # ---------------------------------------------------------------- quality

@@ -22,6 +22,7 @@ from typing import List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import (
+    EVERY_SAMPLE_MODELS,
     SECTIONS,
     SPEED_MODELS,
     full_settings,
@@ -57,6 +58,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'ResNet-50 and DeiT-tiny)',
     )
     parser.add_argument(
+        '--testset-models',
+        nargs='+',
+        choices=sorted(EVERY_SAMPLE_MODELS),
+        help='Models of the testset section',
+    )
+    parser.add_argument(
+        '--compare',
+        action='store_true',
+        help='testset: also time grad-attention on the general path',
+    )
+    parser.add_argument(
         '--device',
         default=None,
         help='cpu or cuda; default: cuda when present',
@@ -83,6 +95,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     if args.models:
         settings.speed_models = settings.memory_models = tuple(args.models)
+    if args.testset_models:
+        settings.testset_models = tuple(args.testset_models)
+    settings.testset_compare = args.compare
     if args.vit_b:
         settings.speed_models = (*settings.speed_models, 'vit-base')
         settings.memory_models = (*settings.memory_models, 'vit-base')

@@ -28,6 +28,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..errors import InputError, LayoutError, NumericalError
+from ..methods.attention import AttentionMethod
 from ..methods.base import (
     BaseCAMMethod,
     ExplainContext,
@@ -58,6 +59,11 @@ from .checks import (
     check_methods,
     check_targets,
     check_topk,
+)
+from .loop_attention import (
+    LoopAttentionCapture,
+    LoopAttentionSource,
+    loop_attention_supported,
 )
 from .loop_grad import LoopGradCapture, loop_grad_supported
 from .numerics import blank_flags, check_logits, check_maps, non_finite
@@ -114,6 +120,7 @@ class CAMEngine:
         self._specs: Dict[Tuple[int, int], TargetSpec] = {}
         self._pooled: Dict[Tuple[int, int], Optional[PooledHead]] = {}
         self._loop: Optional[LoopGradCapture] = None
+        self._loop_methods: Tuple[str, ...] = ()
         #: Which path the last :meth:`explain_capture` took (for logs).
         self.last_path = ''
 
@@ -299,6 +306,10 @@ class CAMEngine:
         Detects the pooled-head fast path on ``inputs`` (see
         :meth:`pooled_head`); where it does not apply, sets up in-loop
         gradients (:mod:`mmcam_ext.apis.loop_grad`) for this input size.
+        With an attention method among ``methods``, sets up the in-loop
+        attention capture (:mod:`mmcam_ext.apis.loop_attention`), which
+        also serves the layer-map methods of the same run from the same
+        forward and backward.
 
         Args:
             inputs (torch.Tensor): A preprocessed sample of the run.
@@ -307,7 +318,19 @@ class CAMEngine:
                 Defaults to False.
         """
         self._loop = None
-        if not self._capturable(check_methods(methods), aug_smooth):
+        built = check_methods(methods)
+        self._loop_methods = tuple(m.name for m in built)
+        if not self._capturable(built, aug_smooth, loop=True):
+            return
+        attention = [m for m in built if isinstance(m, AttentionMethod)]
+        if attention:
+            if loop_attention_supported(self.model):
+                self._loop = LoopAttentionCapture(
+                    self.model,
+                    self.spec_for(inputs),
+                    layer_methods=len(attention) < len(built),
+                    attention_grads=any(m.uses_gradients for m in attention),
+                )
             return
         if self.pooled_head(inputs) is None and loop_grad_supported(
             self.model
@@ -332,10 +355,20 @@ class CAMEngine:
             LoopCapture | None: ``None`` where only the general path can
             serve (then :meth:`explain_capture` runs it).
         """
-        if not self._capturable(check_methods(methods), aug_smooth):
+        built = check_methods(methods)
+        if not self._capturable(built, aug_smooth, loop=True):
             return None
-        head = self.cached_pooled_head()
-        capture = head.capture() if head is not None else self._loop
+        capture: Optional[LoopCapture] = self._loop
+        if any(isinstance(m, AttentionMethod) for m in built):
+            # Built for the methods prepared (which blocks need a graph).
+            same = tuple(m.name for m in built) == self._loop_methods
+            if not (same and isinstance(capture, LoopAttentionCapture)):
+                return None
+        elif isinstance(capture, LoopAttentionCapture):
+            return None
+        else:
+            head = self.cached_pooled_head()
+            capture = head.capture() if head is not None else capture
         return capture.start() if capture is not None else None
 
     def explain_capture(
@@ -376,7 +409,10 @@ class CAMEngine:
         built = check_methods(methods)
         if capture is not None:
             capture.stop()
-        if capture is None or not self._fits(capture, built, aug_smooth):
+        fits = capture is not None and self._fits(capture, built, aug_smooth)
+        if fits and descriptors and isinstance(capture, LoopAttentionCapture):
+            fits = False  # descriptors of attention maps: general path
+        if capture is None or not fits:
             if capture is not None:
                 capture.clear()
             self.last_path = 'general path (one extra pass per batch)'
@@ -392,9 +428,9 @@ class CAMEngine:
         try:
             with eval_mode(self.model), frozen_parameters(self.model):
                 source = capture.source(rows)
-                out = layer_maps(
+                out = self._captured_maps(
                     source,
-                    built,  # type: ignore[arg-type]  # see _capturable
+                    built,
                     partial(self._captured_targets, targets=targets),
                     eigen_smooth,
                     descriptors,
@@ -403,21 +439,48 @@ class CAMEngine:
             capture.clear()
         return self._result(out, [m.name for m in built], source.spec)
 
-    def _capturable(self, built: Sequence[BaseCAMMethod], aug_smooth) -> bool:
+    @staticmethod
+    def _captured_maps(
+        source, built, targets, eigen_smooth, descriptors
+    ) -> LayerMaps:
+        """Maps of every method from a captured source: the layer-map
+        loop, then the attention methods (sharing its backward)."""
+        layer = [m for m in built if isinstance(m, LayerMapMethod)]
+        if layer:
+            out = layer_maps(source, layer, targets, eigen_smooth, descriptors)
+        else:
+            out = LayerMaps({}, {}, source.logits, targets(source.logits))
+        for m in built:
+            if isinstance(m, AttentionMethod):
+                assert isinstance(source, LoopAttentionSource)
+                maps = source.attention_maps(m, out.targets)
+                out.maps[m.name] = out.signed[m.name] = maps
+        return out
+
+    def _capturable(
+        self, built: Sequence[BaseCAMMethod], aug_smooth, loop: bool = False
+    ) -> bool:
         """Whether these methods can take a path without a pass of the
-        engine's own (the pooled head, in-loop gradients)."""
+        engine's own (the pooled head, in-loop gradients; with ``loop``
+        also the in-loop attention capture)."""
+        kinds = (LayerMapMethod, AttentionMethod) if loop else LayerMapMethod
         return (
             not aug_smooth
             and self.autocast is None
             and self.fast_path
             and bool(built)
-            and all(isinstance(m, LayerMapMethod) for m in built)
+            and all(isinstance(m, kinds) for m in built)
         )
 
     def _fits(self, capture: LoopCapture, built, aug_smooth) -> bool:
         """The capture saw a whole forward of a size it was built for
         (another size may need other target layers)."""
-        if not capture.complete or not self._capturable(built, aug_smooth):
+        if not capture.complete or not self._capturable(
+            built, aug_smooth, loop=True
+        ):
+            return False
+        attention = any(isinstance(m, AttentionMethod) for m in built)
+        if attention != isinstance(capture, LoopAttentionCapture):
             return False
         assert capture.input_size is not None
         size = (int(capture.input_size[0]), int(capture.input_size[1]))

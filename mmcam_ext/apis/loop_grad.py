@@ -62,18 +62,25 @@ class LoopGradCapture(LoopCapture):
         model (nn.Module): The classifier (unwrapped); see
             :func:`loop_grad_supported`.
         spec (TargetSpec): Target layers and layout.
+        head (nn.Module, optional): The module whose output is the class
+            scores. Defaults to None (``model.head``).
     """
 
     path = 'in-loop gradients (no extra forward)'
 
-    def __init__(self, model: nn.Module, spec: TargetSpec) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        spec: TargetSpec,
+        head: Optional[nn.Module] = None,
+    ) -> None:
         self.model = model
         self.spec = spec
         self.built_for = spec
         self.layers = [get_module(model, n) for n in spec.layers]
-        head = model.head
-        assert isinstance(head, nn.Module), 'see loop_grad_supported'
-        self.head = head
+        scores = head if head is not None else model.head
+        assert isinstance(scores, nn.Module), 'see loop_grad_supported'
+        self.head = scores
         self.root = feature_root(model)[1]
         source = spec.layout.grid_source
         self._grid = GridCapture(get_module(model, source) if source else None)

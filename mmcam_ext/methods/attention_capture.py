@@ -47,10 +47,13 @@ from .attention_geometry import (
     global_geometry,
 )
 from .attention_taps import (
+    Recorded,
     swap_sdpa,
     tap_dropout,
     tap_softmax,
     unfuse_timm,
+    watch_fused,
+    watch_sdpa,
 )
 
 __all__ = [
@@ -78,6 +81,9 @@ class BlockAttention:
         geometry (BlockGeometry): Where its entries live.
         local (Callable): Puts a tensor shaped like ``raw`` (its gradient)
             in the layout of ``attn``.
+        kept (Recorded, optional): With a kept kernel
+            (``keep_kernel=True``), the kernel's output and ``v``: the
+            gradient is read at the output. Defaults to None (at ``raw``).
     """
 
     name: str
@@ -85,11 +91,27 @@ class BlockAttention:
     attn: torch.Tensor
     geometry: BlockGeometry
     local: Callable[[torch.Tensor], torch.Tensor]
+    kept: Optional[Recorded] = None
 
     @property
     def space(self) -> TokenSpace:
         """The block's tokens."""
         return self.geometry.space
+
+    @property
+    def graph(self) -> torch.Tensor:
+        """The tensor whose gradient gives ``∂y/∂A`` (see
+        :meth:`attn_grad`)."""
+        return self.raw if self.kept is None else self.kept.graph
+
+    def attn_grad(self, grad: Optional[torch.Tensor]) -> torch.Tensor:
+        """``∂y/∂A`` in the layout of :attr:`attn` from the gradient at
+        :attr:`graph` (``None``: zero)."""
+        if grad is None:
+            return torch.zeros_like(self.attn)
+        if self.kept is not None:
+            grad = self.kept.attn_grad(grad)
+        return self.local(grad.detach())
 
 
 def _supported_families() -> str:
@@ -168,6 +190,7 @@ class _Call:
     kwargs: Optional[dict] = None
     local: Optional[Local] = None
     raw: Optional[torch.Tensor] = None
+    kept: Optional[Recorded] = None
     count: int = 0
 
 
@@ -181,9 +204,15 @@ class AttentionCapture:
         model (nn.Module): A classifier (``model.backbone`` or a
             ``TimmClassifier``'s ``model.model`` is explained) or a
             backbone.
+        keep_kernel (bool): Leave every attention kernel as the model has
+            it (fused ones included: outputs bit-identical) and recompute
+            the probabilities beside it (see ``attention_taps``); by
+            default the kernels are made explicit and the probabilities
+            tapped in the graph. Defaults to False.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, keep_kernel: bool = False) -> None:
+        self.keep_kernel = keep_kernel
         _, self.backbone = feature_root(model)
         self.facts = attention_facts(self.backbone)
         self.targets = attention_modules(
@@ -244,24 +273,44 @@ class AttentionCapture:
             self.input_hw = (int(args[0].shape[-2]), int(args[0].shape[-1]))
 
     def _install(self, i: int, module: nn.Module, adapter: Adapter) -> None:
-        if adapter.unfuse is not None:
-            self._hooks.on_remove(
-                unfuse_timm(module.get_submodule(adapter.unfuse))
-            )
+        def record(raw, output=None, value=None) -> None:
+            self._on_record(i, raw, output, value)
+
+        fused = (
+            module.get_submodule(adapter.unfuse)
+            if adapter.unfuse is not None
+            else None
+        )
+        if fused is not None and self.keep_kernel:
+            self._hooks.on_remove(watch_fused(fused, record))
+        elif fused is not None:
+            self._hooks.on_remove(unfuse_timm(fused))
 
         def on_call(mod, args, kwargs) -> None:
             self._calls[i].args, self._calls[i].kwargs = args, kwargs
 
         self._hooks.pre(module, on_call, with_kwargs=True)
         tapped = module.get_submodule(adapter.at) if adapter.at else module
-        self._hooks.on_remove(
-            _TAPS[adapter.tap](tapped, lambda t: self._on_record(i, t))
-        )
+        tap = _TAPS[adapter.tap]
+        if self.keep_kernel and adapter.tap == 'sdpa':
+            tap = watch_sdpa
+        self._hooks.on_remove(tap(tapped, record))
 
-    def _on_record(self, i: int, raw: torch.Tensor) -> None:
+    def _on_record(
+        self,
+        i: int,
+        raw: torch.Tensor,
+        output: Optional[torch.Tensor] = None,
+        value: Optional[torch.Tensor] = None,
+    ) -> None:
         call = self._calls[i]
         _, module, adapter = self.targets[i]
         call.raw, call.count = raw, call.count + 1
+        call.kept = (
+            Recorded(raw, output, value)
+            if output is not None and value is not None
+            else None
+        )
         call.local = adapter.geometry(
             module, call.args, call.kwargs or {}, raw
         )
@@ -318,7 +367,9 @@ class AttentionCapture:
                 module, call.args, call.kwargs or {}, t
             ).attn
 
-        return BlockAttention(name, call.raw, local.attn, geometry, to_local)
+        return BlockAttention(
+            name, call.raw, local.attn, geometry, to_local, call.kept
+        )
 
     def _space(
         self, tokens: int, previous: Optional[BlockAttention]

@@ -18,11 +18,19 @@ autograd graph: ``torch.autograd.grad(score, recorded)`` gives ``∂y/∂A``.
 * :func:`unfuse_timm`: timm modules pick the fused kernel through their
   ``fused_attn`` flag at call time; it is set to ``False`` for the capture
   and restored exactly (the unfused path computes the same values).
+
+Kernel-keeping taps, for a forward whose outputs must not change (the
+validation loop's own): :func:`watch_sdpa` and :func:`watch_fused` let the
+module call its own (fused) attention kernel and record ``q``, ``k``, ``v``
+and the kernel's output ``O``; the probabilities are recomputed beside it,
+``A = softmax(q kᵀ · scale + mask)``, and ``∂y/∂A = (∂y/∂O) · vᵀ`` (per
+head, since ``O = A v``), see :class:`Recorded`.
 """
 
 import functools
 import math
-from typing import Callable, List
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +41,9 @@ from ..errors import ModelError
 
 __all__ = [
     'Record',
+    'Recorded',
+    'watch_sdpa',
+    'watch_fused',
     'Restore',
     'swap_sdpa',
     'tap_dropout',
@@ -41,7 +52,59 @@ __all__ = [
 ]
 
 Restore = Callable[[], None]
-Record = Callable[[torch.Tensor], None]
+Record = Callable[..., None]
+
+
+@dataclass
+class Recorded:
+    """Probabilities recomputed beside a kept kernel, and its output.
+
+    Args:
+        attn (torch.Tensor): ``A = softmax(q kᵀ · scale + mask)``
+            ``(B, heads, Nq, Nk)``, out of the graph.
+        graph (torch.Tensor): The kernel's output ``O = A v``, in the
+            graph: the tensor to differentiate.
+        value (torch.Tensor): ``v``.
+    """
+
+    attn: torch.Tensor
+    graph: torch.Tensor
+    value: torch.Tensor
+
+    def attn_grad(self, grad_out: torch.Tensor) -> torch.Tensor:
+        """``∂y/∂A = (∂y/∂O) · vᵀ`` from the gradient at ``O``."""
+        return grad_out @ self.value.detach().transpose(-2, -1)
+
+
+def _probabilities(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    scale: float,
+    mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """``softmax(q kᵀ · scale + mask)`` out of the graph (as the explicit
+    path of :func:`swap_sdpa` computes it)."""
+    with torch.no_grad():
+        logits = (query @ key.transpose(-2, -1)) * scale
+        if mask is not None and mask.dtype == torch.bool:
+            logits = logits.masked_fill(~mask, float('-inf'))
+        elif mask is not None:
+            logits = logits + mask
+        return logits.softmax(dim=-1)
+
+
+def _sdpa_args(args: tuple, kwargs: dict):
+    """``(q, k, v, attn_mask)`` of a scaled-dot-product-attention call."""
+    names = ('query', 'key', 'value', 'attn_mask')
+    got: List[Any] = [
+        args[i] if len(args) > i else kwargs.get(n)
+        for i, n in enumerate(names)
+    ]
+    if kwargs.get('is_causal') or (len(args) > 5 and args[5]):
+        raise ModelError(
+            'Causal attention is not supported by the attention capture.'
+        )
+    return got
 
 
 def _sdpa_scale(original: Callable) -> Callable[[torch.Tensor], float]:
@@ -106,6 +169,98 @@ def swap_sdpa(module: nn.Module, record: Record) -> Restore:
 
     def restore() -> None:
         module.scaled_dot_product_attention = original
+
+    return restore
+
+
+def watch_sdpa(module: nn.Module, record: Record) -> Restore:
+    """Record around ``module.scaled_dot_product_attention``, kept as is.
+
+    The module still calls its own function (outputs unchanged, bit for
+    bit); ``record(A, O, v)`` receives the recomputed probabilities, the
+    function's output and ``v`` (see :class:`Recorded`).
+
+    Args:
+        module (nn.Module): An MMPretrain ``MultiheadAttention``.
+        record (Callable): ``record(attn, output, value)``.
+
+    Returns:
+        Callable: Restores the original function.
+    """
+    original = module.__dict__.get('scaled_dot_product_attention')
+    if original is None:
+        raise ModelError(
+            f'{type(module).__name__} has no instance attribute '
+            'scaled_dot_product_attention to watch.'
+        )
+    scale_of = _sdpa_scale(original)
+
+    def watched(*args, **kwargs):
+        out = original(*args, **kwargs)
+        query, key, value, mask = _sdpa_args(args, kwargs)
+        attn = _probabilities(query, key, scale_of(query), mask)
+        record(attn, out, value)
+        return out
+
+    module.scaled_dot_product_attention = watched  # type: ignore[assignment]
+
+    def restore() -> None:
+        module.scaled_dot_product_attention = original
+
+    return restore
+
+
+class _SdpaMode(TorchFunctionMode):
+    """Hands every ``F.scaled_dot_product_attention`` call to ``record``
+    (computed as asked: the kernel is kept)."""
+
+    def __init__(self, record: Record) -> None:
+        super().__init__()
+        self.record = record
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func is F.scaled_dot_product_attention:
+            query, key, value, mask = _sdpa_args(args, kwargs)
+            scale = kwargs.get('scale') or query.size(-1) ** -0.5
+            self.record(_probabilities(query, key, scale, mask), out, value)
+        return out
+
+
+def watch_fused(module: nn.Module, record: Record) -> Restore:
+    """Record the fused attention kernel a timm module calls, kept as is.
+
+    A ``TorchFunctionMode`` is active while the module's ``forward`` runs
+    (an instance attribute, removed on restore); it passes every call on
+    unchanged and hands each ``F.scaled_dot_product_attention`` to
+    ``record(A, O, v)``. With ``fused_attn`` off the module never calls it
+    and the explicit probabilities are tapped as usual.
+
+    Args:
+        module (nn.Module): A timm module with a ``fused_attn`` flag.
+        record (Callable): ``record(attn, output, value)``.
+
+    Returns:
+        Callable: Restores the module.
+    """
+    if not hasattr(module, 'fused_attn'):
+        return lambda: None
+    if 'forward' in module.__dict__:
+        raise ModelError(
+            f'{type(module).__name__} already has an instance forward; '
+            'cannot watch its attention kernel.'
+        )
+    forward = module.forward
+
+    def wrapped(*args, **kwargs):
+        with _SdpaMode(record):
+            return forward(*args, **kwargs)
+
+    module.__dict__['forward'] = wrapped
+
+    def restore() -> None:
+        module.__dict__.pop('forward', None)
 
     return restore
 

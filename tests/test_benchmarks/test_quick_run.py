@@ -33,6 +33,9 @@ def report(tmp_path_factory):
         scale_folder_model='resnet18-64',
         scale_folder_size=3,
         scale_repeats=1,
+        testset_models=('deit-tiny-96', 'resnet18-64-gradcam'),
+        testset_images={'deit-tiny-96': 3, 'resnet18-64-gradcam': 3},
+        testset_repeats=1,
         quality_cases=(
             QualityCase('cnn', (32, 32), 1, TINY_DATA),
             QualityCase('vit', (32, 32), 1, TINY_DATA),
@@ -62,6 +65,8 @@ def test_every_speed_row_is_measured(report):
         '(b) hook, misclassified only / test without',
         '(c) tool on a folder / plain inference',
         '(d) files per evaluation',
+        'hook, every sample / test without',
+        'hook extra / activation-backward floor',
     }
     assert expected <= sections
     for row in report.rows:
@@ -93,6 +98,7 @@ def test_markdown_has_all_sections(report):
         'hook',
         'scale',
         'dumps',
+        'testset',
         'quality',
     }
     assert '| dump writer memory | 2,000 samples, save_raw |' in md

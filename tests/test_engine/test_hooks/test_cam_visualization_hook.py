@@ -271,7 +271,12 @@ def test_interval_counts_evaluations(tmp_path):
 
 
 @pytest.mark.parametrize(
-    'methods', [['gradcam', 'layercam'], ['gradcam', 'attention_rollout']]
+    'methods',
+    [
+        ['gradcam', 'layercam'],
+        ['gradcam', 'attention_rollout'],
+        ['gradcam', 'grad_attention', 'attention_relevance'],
+    ],
 )
 def test_vit_run_undisturbed(tmp_path, methods):
     """The in-loop gradient path runs the ViT's tail with grad inside the
@@ -291,7 +296,43 @@ def test_vit_run_undisturbed(tmp_path, methods):
     off = Runner.from_cfg(tiny_cfg(tmp_path / 'off', arch='vit'))
     off.model.load_state_dict(model.state_dict())
     assert with_hook == off.val()
-    assert len(read_index(_dump_dirs(runner)[0])) == 12 * 2
+    assert len(read_index(_dump_dirs(runner)[0])) == 12 * len(methods)
+
+
+def test_vit_attention_maps_in_the_loop_equal_the_engines(tmp_path):
+    """GradCAM, grad-attention and rollout from the loop's own forward
+    (one capture, one backward) read back equal to the general path."""
+    methods = ['gradcam', 'grad_attention', 'attention_rollout']
+    hook = dict(
+        HOOK,
+        methods=methods,
+        samples=dict(mode='all'),
+        output=dict(save_raw=True, raw_dtype='float32', save_images=False),
+    )
+    runner, _ = _run_val(tmp_path, hook, arch='vit')
+    (engine_of_hook,) = [
+        h._engine for h in runner.hooks if hasattr(h, '_engine')
+    ]
+    assert engine_of_hook.last_path.startswith('in-loop attention')
+    folder = _dump_dirs(runner)[0]
+    model = runner.model
+    engine = CAMEngine(model, fast_path=False)
+    names = ('GradCAM', 'GradAttention', 'AttentionRollout')
+    checked = 0
+    for batch in runner.val_dataloader:
+        inputs = model.data_preprocessor(batch, False)['inputs']
+        res = engine.explain(inputs, methods)
+        for j, sample in enumerate(batch['data_samples']):
+            for method in names:
+                ((row, cam),) = load_cams(
+                    folder, sample.sample_idx, method, 'pred'
+                )
+                assert row['target'] == int(res.targets[j, 0])
+                np.testing.assert_allclose(
+                    cam, res.maps[method][j, 0], atol=1e-4, err_msg=method
+                )
+                checked += 1
+    assert checked == 12 * 3
 
 
 @pytest.mark.slow
