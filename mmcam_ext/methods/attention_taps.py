@@ -133,6 +133,18 @@ def _sdpa_scale(original: Callable) -> Callable[[torch.Tensor], float]:
     )
 
 
+def _instance_sdpa(module: nn.Module, verb: str) -> Any:
+    """The module's own ``scaled_dot_product_attention`` attribute, or a
+    :class:`ModelError` saying it cannot ``verb`` it."""
+    original = module.__dict__.get('scaled_dot_product_attention')
+    if original is None:
+        raise ModelError(
+            f'{type(module).__name__} has no instance attribute '
+            f'scaled_dot_product_attention to {verb}.'
+        )
+    return original
+
+
 def swap_sdpa(module: nn.Module, record: Record) -> Restore:
     """Replace ``module.scaled_dot_product_attention`` by an explicit one.
 
@@ -143,12 +155,7 @@ def swap_sdpa(module: nn.Module, record: Record) -> Restore:
     Returns:
         Callable: Restores the original function.
     """
-    original = module.__dict__.get('scaled_dot_product_attention')
-    if original is None:
-        raise ModelError(
-            f'{type(module).__name__} has no instance attribute '
-            'scaled_dot_product_attention to swap.'
-        )
+    original = _instance_sdpa(module, 'swap')
     scale_of = _sdpa_scale(original)
 
     def explicit(query, key, value, attn_mask=None, dropout_p=0.0, **kwargs):
@@ -187,12 +194,7 @@ def watch_sdpa(module: nn.Module, record: Record) -> Restore:
     Returns:
         Callable: Restores the original function.
     """
-    original = module.__dict__.get('scaled_dot_product_attention')
-    if original is None:
-        raise ModelError(
-            f'{type(module).__name__} has no instance attribute '
-            'scaled_dot_product_attention to watch.'
-        )
+    original = _instance_sdpa(module, 'watch')
     scale_of = _sdpa_scale(original)
 
     def watched(*args, **kwargs):
