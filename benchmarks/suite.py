@@ -66,6 +66,8 @@ SECTIONS = (
     'quality',
 )
 FLOOR_TARGET, GRID_TARGET, EIGEN_TARGET = 1.15, 1.3, 1.2
+#: Descriptors' share of the hook run with the raw store at most.
+DESCRIPTOR_TARGET = 0.03
 MEMORY_TARGET, HELD_TARGET, HOOK_TARGET, FOLDER_TARGET = 1.3, 0.10, 1.2, 50
 #: Targets: hook over a whole test set / the test run without it, per
 #: model label; standalone tool / plain inference, time per image.
@@ -640,6 +642,19 @@ def _testset(s: Settings, report: Report) -> None:
                 f'{r["without"].text(1)} s; {r["paths"].get(name, "")})',
                 f'<= {target}' if target else '',
                 _ok(spread.median, target) if target else None,
+            )
+        share = r.get('descriptors')
+        if share is not None:
+            report.add(
+                'descriptors / hook run (raw store)',
+                f'{where}, {case.methods[0]}, save_raw=True',
+                share.median,
+                f'{100 * share.median:+.1f} % [{100 * min(share.values):+.1f}'
+                f', {100 * max(share.values):+.1f}] (median [range] of '
+                f'{len(share.values)} rounds: hook run with descriptors / '
+                'without - 1)',
+                f'<= {DESCRIPTOR_TARGET:.0%}',
+                _ok(share.median, DESCRIPTOR_TARGET),
             )
         bound = 1 + r['floor_s'].median / r['without'].median
         for name, spread in r['floor'].items():

@@ -47,7 +47,12 @@ PROFILE = {
     'no PNGs': dict(save_images=False),
     'no gallery/thumbs': dict(gallery=False, thumbnails=False),
     'no report': dict(report=False),
+    # The descriptors' cost: the raw store with and without them.
+    'raw store': dict(save_raw=True),
+    'raw store, no descriptors': dict(save_raw=True, descriptors=False),
 }
+#: The two profile variants whose difference is the descriptors' cost.
+DESCRIPTORS_ON, DESCRIPTORS_OFF = 'raw store', 'raw store, no descriptors'
 
 
 @dataclass(frozen=True)
@@ -227,7 +232,9 @@ def every_sample_rows(
         ``cpu_ratio`` (the same in process CPU time, steadier on a shared
         machine), ``extra`` (seconds with - without) and ``floor`` (method
         -> :class:`Spread`), ``floor_s``,
-        ``samples``, ``paths`` (method -> the path the engine logged).
+        ``samples``, ``paths`` (method -> the path the engine logged),
+        ``descriptors`` (with ``profile``: a :class:`Spread` of the
+        descriptors' share of the hook run with the raw store, else None).
     """
     from mmengine.runner import Runner
 
@@ -283,6 +290,14 @@ def every_sample_rows(
     extra = {
         n: Spread([w - b for w, b in zip(times[n], base)]) for n in runners
     }
+    on = f'{case.methods[0]}, {DESCRIPTORS_ON}'
+    off = f'{case.methods[0]}, {DESCRIPTORS_OFF}'
+    descriptors = None
+    if on in times and off in times:
+        # per round: (with descriptors - without) / hook run without them
+        descriptors = Spread(
+            [(a - b) / b for a, b in zip(times[on], times[off])]
+        )
     return dict(
         without=Spread(base),
         extra=extra,
@@ -292,6 +307,7 @@ def every_sample_rows(
         floor_s=Spread(times.get('floor', [float('nan')])),
         samples=samples,
         paths=paths,
+        descriptors=descriptors,
     )
 
 
