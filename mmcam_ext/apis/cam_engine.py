@@ -410,8 +410,6 @@ class CAMEngine:
         if capture is not None:
             capture.stop()
         fits = capture is not None and self._fits(capture, built, aug_smooth)
-        if fits and descriptors and isinstance(capture, LoopAttentionCapture):
-            fits = False  # descriptors of attention maps: general path
         if capture is None or not fits:
             if capture is not None:
                 capture.clear()
@@ -455,6 +453,12 @@ class CAMEngine:
                 assert isinstance(source, LoopAttentionSource)
                 maps = source.attention_maps(m, out.targets)
                 out.maps[m.name] = out.signed[m.name] = maps
+                if descriptors:
+                    # the final maps, as the general path's full-map methods
+                    assert source.last_acts is not None
+                    out.descriptors[m.name] = _descriptors(
+                        source.last_acts, maps
+                    )
         return out
 
     def _capturable(

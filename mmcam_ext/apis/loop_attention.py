@@ -29,7 +29,8 @@ from ..errors import ModelError
 from ..methods.attention import AttentionMethod, tokens_to_maps
 from ..methods.attention_capture import AttentionCapture, BlockAttention
 from ..structures import TargetSpec
-from ..utils.model import takes_mode
+from ..utils.model import get_module, takes_mode
+from .capture_sources import check_one_per_image
 from .loop_grad import LoopGradCapture, LoopSource
 
 __all__ = [
@@ -110,6 +111,10 @@ class LoopAttentionCapture(LoopGradCapture):
         super().__init__(model, spec, head=head)
         if not layer_methods:
             self.layers, self.outputs = [], []
+        # The last target layer's output, detached (no graph): descriptors
+        # of the attention maps pool it, as the general path does.
+        self._last_layer = get_module(model, spec.layers[-1])
+        self.last_output: Optional[torch.Tensor] = None
         self.attention = AttentionCapture(model, keep_kernel=True)
         self.grad_methods = attention_grads
         self.blocks: Optional[List[BlockAttention]] = None
@@ -140,6 +145,7 @@ class LoopAttentionCapture(LoopGradCapture):
         if self._hooks:
             return self
         super().start()
+        self._hooks.forward(self._last_layer, self._on_last_layer)
         self.attention.__enter__()
         self._hooks.on_remove(self.attention.__exit__)
         if self.grad_methods:
@@ -154,6 +160,7 @@ class LoopAttentionCapture(LoopGradCapture):
             self.attention.clear()
         self.blocks = None
         self._attn_grads = {}
+        self.last_output = None
 
     def source(self, rows: Sequence[int]) -> 'LoopAttentionSource':
         """The captured samples ``rows`` (see :class:`LoopAttentionSource`).
@@ -168,6 +175,10 @@ class LoopAttentionCapture(LoopGradCapture):
         return LoopAttentionSource(self, rows)
 
     # ------------------------------------------------------------ hooks
+    def _on_last_layer(self, module, args, output) -> None:
+        if torch.is_tensor(output):
+            self.last_output = output.detach()
+
     def _grad_on(self, module, args) -> None:
         if self._restore is None:
             self._restore = torch.is_grad_enabled()
@@ -269,6 +280,12 @@ class LoopAttentionSource(LoopSource):
             for b in capture.blocks
         ]
         self.head_tokens = capture.attention.head_tokens
+        self.last_acts: Optional[torch.Tensor] = None
+        if capture.last_output is not None:
+            name = self.spec.layers[-1]
+            batch = capture.logits.shape[0]
+            out = check_one_per_image(name, capture.last_output, batch)
+            self.last_acts = self.fold(out).float()
 
     def attention_maps(
         self, method: AttentionMethod, targets: torch.Tensor

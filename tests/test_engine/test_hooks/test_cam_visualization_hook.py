@@ -15,7 +15,7 @@ import torch
 from mmengine.runner import Runner
 
 from mmcam_ext import CAMEngine
-from mmcam_ext.fileio import load_cams, read_index
+from mmcam_ext.fileio import load_cams, load_descriptors, read_index
 from tests.helpers.runner import (
     assert_same_state,
     hook_count,
@@ -301,7 +301,8 @@ def test_vit_run_undisturbed(tmp_path, methods):
 
 def test_vit_attention_maps_in_the_loop_equal_the_engines(tmp_path):
     """GradCAM, grad-attention and rollout from the loop's own forward
-    (one capture, one backward) read back equal to the general path."""
+    (one capture, one backward) read back equal to the general path, their
+    evidence descriptors (on with the raw maps) too."""
     methods = ['gradcam', 'grad_attention', 'attention_rollout']
     hook = dict(
         HOOK,
@@ -318,10 +319,16 @@ def test_vit_attention_maps_in_the_loop_equal_the_engines(tmp_path):
     model = runner.model
     engine = CAMEngine(model, fast_path=False)
     names = ('GradCAM', 'GradAttention', 'AttentionRollout')
+    descriptors = {}
+    for method in names:
+        rows, desc = load_descriptors(folder, method, 'pred')
+        descriptors[method] = {
+            int(r['dataset_index']): d for r, d in zip(rows, desc)
+        }
     checked = 0
     for batch in runner.val_dataloader:
         inputs = model.data_preprocessor(batch, False)['inputs']
-        res = engine.explain(inputs, methods)
+        res = engine.explain(inputs, methods, descriptors=True)
         for j, sample in enumerate(batch['data_samples']):
             for method in names:
                 ((row, cam),) = load_cams(
@@ -330,6 +337,14 @@ def test_vit_attention_maps_in_the_loop_equal_the_engines(tmp_path):
                 assert row['target'] == int(res.targets[j, 0])
                 np.testing.assert_allclose(
                     cam, res.maps[method][j, 0], atol=1e-4, err_msg=method
+                )
+                stored = descriptors[method][sample.sample_idx]
+                np.testing.assert_allclose(  # stored as float16
+                    stored,
+                    res.descriptors[method][j, 0],
+                    rtol=2e-3,
+                    atol=2e-3,
+                    err_msg=method,
                 )
                 checked += 1
     assert checked == 12 * 3
