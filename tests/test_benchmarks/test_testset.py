@@ -42,5 +42,16 @@ def test_gradcam_profile_variants(tmp_path):
         'GradCAM, no PNGs',
         'GradCAM, no gallery/thumbs',
         'GradCAM, no report',
+        'GradCAM, raw store',
+        'GradCAM, raw store, no descriptors',
     }
     assert r['floor'] == {}
+    # the descriptors' share: one value per round, from the two raw rows
+    share = r['descriptors']
+    assert len(share.values) == 1
+    on = r['extra']['GradCAM, raw store'].values[0] + r['without'].values[0]
+    off = (
+        r['extra']['GradCAM, raw store, no descriptors'].values[0]
+        + r['without'].values[0]
+    )
+    assert share.values[0] == pytest.approx(on / off - 1)
