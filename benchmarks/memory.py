@@ -20,13 +20,14 @@ import subprocess
 import sys
 from typing import Dict
 
-__all__ = ['measure_memory', 'MEMORY_MODES']
+__all__ = ['measure_memory', 'MEMORY_MODES', 'status_kib', 'reset_peak']
 
 MEMORY_MODES = ('floor', 'ours', 'pgc')
 _MIB = 1024 * 1024
 
 
-def _status_kib(field: str) -> int:
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` figure (``VmRSS``, ``VmHWM``) in KiB."""
     with open('/proc/self/status') as f:
         for line in f:
             if line.startswith(field + ':'):
@@ -34,7 +35,7 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def _reset_peak() -> None:
+def reset_peak() -> None:
     """Reset ``VmHWM`` to the current RSS (Linux >= 4.0)."""
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')
@@ -96,12 +97,12 @@ def _worker(case: str, batch: int, mode: str, device: str) -> Dict:
     gc.collect()
     if dev.type == 'cuda':
         return _cuda_delta(call, dev)
-    base = _status_kib('VmRSS')
-    _reset_peak()
+    base = status_kib('VmRSS')
+    reset_peak()
     result = call()  # noqa: F841  (kept alive, as a user's loop does)
-    peak = _status_kib('VmHWM')
+    peak = status_kib('VmHWM')
     gc.collect()
-    after = _status_kib('VmRSS')
+    after = status_kib('VmRSS')
     return dict(
         base=base / 1024, peak=(peak - base) / 1024, held=(after - base) / 1024
     )

@@ -25,6 +25,8 @@ from mmcam_ext.apis import CAMInferencer
 from mmcam_ext.apis.views import ViewOptions
 from mmcam_ext.evaluation.localization import pointing_game
 
+from .memory import reset_peak, status_kib
+
 __all__ = [
     'BOXES_FILE',
     'METHODS',
@@ -429,15 +431,6 @@ def scale_cost(
     return times
 
 
-def _memory_kib(key: str) -> int:
-    """A ``/proc/self/status`` figure (``VmRSS``, ``VmHWM``) in KiB."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    raise KeyError(key)
-
-
 def _explain_peak(
     config: str,
     checkpoint: str,
@@ -455,11 +448,10 @@ def _explain_peak(
     warm = CAMInferencer(config, checkpoint, device, view=ViewOptions(True))
     warm(path, targets=[[label]])
     inferencer = CAMInferencer(config, checkpoint, device, view=view)
-    base = _memory_kib('VmRSS')
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')  # reset VmHWM to the current resident size
+    base = status_kib('VmRSS')
+    reset_peak()  # VmHWM back to the current resident size
     wall, _ = _timed(lambda: inferencer(path, targets=[[label]]))
-    return (_memory_kib('VmHWM') - base) / 1024, wall
+    return (status_kib('VmHWM') - base) / 1024, wall
 
 
 def tile_memory(

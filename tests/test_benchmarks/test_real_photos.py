@@ -90,8 +90,8 @@ def test_miss_reason_names_what_bounds_the_miss():
 
 
 def test_memory_figures_come_from_proc():
-    from benchmarks.real_photos import _memory_kib
+    from benchmarks.memory import status_kib
 
-    assert _memory_kib('VmHWM') >= _memory_kib('VmRSS') > 0
+    assert status_kib('VmHWM') >= status_kib('VmRSS') > 0
     with pytest.raises(KeyError):
-        _memory_kib('NoSuchField')
+        status_kib('NoSuchField')
