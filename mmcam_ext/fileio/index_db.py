@@ -37,6 +37,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..errors import InputError
 from .cam_dump import INDEX_FIELDS
 
 __all__ = ['IndexDB', 'shard_paths', 'read_shard', 'db_name', 'DB_GLOB']
@@ -176,8 +177,23 @@ def read_shard(
         tuple: ``(meta, rows, expected)``: rows as dicts with the
         :data:`INDEX_FIELDS` typed (bools as bools) plus other writers'
         columns; ``expected`` maps dataset index to image path.
+
+    Raises:
+        InputError: The file is not a CAM index SQLite database.
     """
-    db = sqlite3.connect(str(path))
+    try:
+        return _read_shard(sqlite3.connect(str(path)))
+    except sqlite3.DatabaseError as exc:
+        raise InputError(
+            f'{path} is not a readable CAM index ({exc}). Move it out of '
+            'the dump folder to read the other shards.'
+        ) from exc
+
+
+def _read_shard(
+    db: sqlite3.Connection,
+) -> Tuple[Dict[str, Any], List[Dict[str, Any]], Dict[int, str]]:
+    """See :func:`read_shard`; closes ``db``."""
     try:
         meta = {k: json.loads(v) for k, v in db.execute('SELECT * FROM meta')}
         names = list(INDEX_FIELDS) + ['extra']

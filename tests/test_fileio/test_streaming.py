@@ -261,3 +261,13 @@ def test_info_and_unknown_missing(tmp_path, capsys):
     assert cli_main(['dump', 'info', str(tmp_path)]) == 0
     assert 'partial dump, 3 sample(s)' in capsys.readouterr().out
     writer.close()
+
+
+def test_an_unreadable_index_file_is_named(tmp_path, capsys):
+    (tmp_path / 'index.sqlite').write_text('not a database')
+    with pytest.raises(InputError, match='index.sqlite is not a readable'):
+        load_cams(tmp_path)
+    assert cli_main(['dump', 'info', str(tmp_path)]) == 2
+    assert 'index.sqlite is not a readable CAM index' in (
+        capsys.readouterr().err
+    )
