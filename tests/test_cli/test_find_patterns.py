@@ -167,6 +167,10 @@ window.addEventListener('load', function(){
            return i.naturalWidth===128;}).length};
   document.querySelectorAll('input.pname').forEach(function(el, k){
     el.value='name '+k;});
+  // the page's download link, recorded instead of followed (a download
+  // can keep headless chromium from exiting)
+  HTMLAnchorElement.prototype.click=function(){
+    r.download=this.download; r.blob=this.href.indexOf('blob:')===0;};
   document.getElementById('save-names').click();
   r.saved=JSON.parse(window.savedNames);
   var pre=document.createElement('pre'); pre.id='probe';
@@ -192,6 +196,7 @@ def test_patterns_page_in_headless_chromium(dump, tmp_path):
     )
     assert probe['sections'] == len(doc['patterns']) == 3
     assert probe['images'] == probe['decoded'] == shown
+    assert probe['download'] == 'pattern_names.json' and probe['blob']
     assert probe['saved'] == {
         'patterns': [
             {'id': p['id'], 'name': f'name {k}'}

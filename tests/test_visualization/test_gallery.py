@@ -133,13 +133,25 @@ def _chromium_or_skip():
 
 
 def _chromium(args, tmp_path):
-    return subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f'--user-data-dir={tmp_path / "prof"}']
-        + args,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """Run headless chromium; once more if it hangs (seen on a loaded
+    2-core machine), each try with its own profile."""
+    for attempt in (1, 2):
+        try:
+            return subprocess.run(
+                [
+                    CHROMIUM,
+                    *CHROMIUM_FLAGS,
+                    f'--user-data-dir={tmp_path / f"prof{attempt}"}',
+                ]
+                + args,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        except subprocess.TimeoutExpired:
+            if attempt == 2:
+                raise
+    raise AssertionError('unreachable')
 
 
 def _probe(folder, tmp_path):
