@@ -27,7 +27,11 @@ from torch import nn
 
 from ..errors import ModelError
 from ..methods.attention import AttentionMethod, tokens_to_maps
-from ..methods.attention_capture import AttentionCapture, BlockAttention
+from ..methods.attention_capture import (
+    AttentionCapture,
+    AttentionGrad,
+    BlockAttention,
+)
 from ..structures import TargetSpec
 from ..utils.model import get_module, takes_mode
 from .capture_sources import check_one_per_image
@@ -118,7 +122,7 @@ class LoopAttentionCapture(LoopGradCapture):
         self.attention = AttentionCapture(model, keep_kernel=True)
         self.grad_methods = attention_grads
         self.blocks: Optional[List[BlockAttention]] = None
-        self._attn_grads: Dict[int, List[torch.Tensor]] = {}
+        self._attn_grads: Dict[int, List[AttentionGrad]] = {}
 
     @property
     def complete(self) -> bool:
@@ -217,24 +221,31 @@ class LoopAttentionCapture(LoopGradCapture):
                 allow_unused=True,
             )
         if graphs:
-            attn = [
-                b.attn_grad(g)[index]
-                for b, g in zip(self.blocks, got[len(outputs) :])
-            ]
-            if not any(bool(g.abs().max() > 0) for g in attn):
+            at_graph = list(got[len(outputs) :])
+            if not any(
+                g is not None and bool(g[index].abs().max() > 0)
+                for g in at_graph
+            ):
                 raise ModelError(
                     'The class score has zero gradient with respect to every '
                     'attention map, so every map would be blank. Is the head '
                     'zero-initialised? Load trained weights.'
                 )
-            self._attn_grads[k] = attn
+            whole = len(rows) == self.logits.shape[0] and list(rows) == list(
+                range(len(rows))
+            )
+            self._attn_grads[k] = [
+                AttentionGrad(b, g, None if whole else index)
+                for b, g in zip(self.blocks, at_graph)
+            ]
         return list(got[: len(outputs)])
 
     def attention_grads(
         self, rows: Sequence[int], targets: torch.Tensor, k: int
-    ) -> List[torch.Tensor]:
+    ) -> List[AttentionGrad]:
         """``∂y/∂A`` of every block for column ``k`` of the chosen rows (in
-        the blocks' common layout), from the shared backward.
+        the blocks' common layout, formed when a method asks), from the
+        shared backward.
 
         Args:
             rows (Sequence[int]): Samples of the batch explained.
@@ -242,11 +253,32 @@ class LoopAttentionCapture(LoopGradCapture):
             k (int): Target column (asked in increasing order).
 
         Returns:
-            list[torch.Tensor]: One per block.
+            list[AttentionGrad]: One per block.
         """
         if k not in self._attn_grads:
             self.grads(rows, targets, k, last=k + 1 == targets.shape[1])
         return self._attn_grads[k]
+
+
+def _detached(
+    block: BlockAttention, index: Optional[torch.Tensor]
+) -> BlockAttention:
+    """The block out of the graph, for the samples ``index`` (``None``: all).
+
+    A kept kernel's block of the whole batch is returned as it is: its
+    probabilities are formed out of the graph, and only when a method asks
+    (the class token's rows alone where that is all it reads).
+    """
+    if block.kept is not None and index is None:
+        return block
+    attn = block.attn.detach()
+    return BlockAttention(
+        block.name,
+        block.raw,
+        attn if index is None else attn[index],
+        block.geometry,
+        block.local,
+    )
 
 
 class LoopAttentionSource(LoopSource):
@@ -267,18 +299,10 @@ class LoopAttentionSource(LoopSource):
         super().__init__(capture, rows)
         self._attention = capture
         assert capture.blocks is not None and capture.logits is not None
-        index = torch.as_tensor(list(rows), device=capture.logits.device)
-        self.blocks = [
-            BlockAttention(
-                b.name,
-                b.raw,
-                b.attn.detach()[index],
-                b.geometry,
-                b.local,
-                b.kept,
-            )
-            for b in capture.blocks
-        ]
+        index = None
+        if list(rows) != list(range(capture.logits.shape[0])):
+            index = torch.as_tensor(list(rows), device=capture.logits.device)
+        self.blocks = [_detached(b, index) for b in capture.blocks]
         self.head_tokens = capture.attention.head_tokens
         self.last_acts: Optional[torch.Tensor] = None
         if capture.last_output is not None:

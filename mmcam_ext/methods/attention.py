@@ -47,7 +47,7 @@ tensors; they are the reference the block-wise versions are tested
 against, and can be checked against a hand computation without a model.
 """
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,12 @@ from ..errors import InputError, ModelError, TargetError
 from ..registry import CAM_METHODS
 from ..utils.maps import normalize_maps, spatial_size
 from ..utils.model import classifier_logits
-from .attention_capture import AttentionCapture, BlockAttention
+from .attention_capture import (
+    AttentionCapture,
+    AttentionGrad,
+    BlockAttention,
+    dense_grad,
+)
 from .attention_geometry import (
     FLOW,
     SCORE,
@@ -87,6 +92,8 @@ __all__ = [
 ]
 
 Tensors = Sequence[torch.Tensor]
+#: Gradients of the blocks: tensors, or formed when read (in the loop).
+Grads = Sequence[Union[torch.Tensor, AttentionGrad]]
 HEAD_FUSIONS = ('mean', 'max', 'min')
 
 
@@ -375,7 +382,9 @@ def block_rollout(
 
     def step(i, block, v):
         geom, valid = block.geometry, _valid(block)
-        fused = fuse_heads(block.attn.double(), head_fusion, dim=2)
+        # Heads fused in the recorded precision (a mean of a few values),
+        # the propagation in float64.
+        fused = fuse_heads(block.attn, head_fusion, dim=2).double()
         fused = _discard_lowest(fused, discard_ratio, valid) * valid
         rows = scatter_cols(fused.sum(-1), geom.query_index, v.shape[1])
         if not geom.residual:  # no identity: rows of the attention alone
@@ -390,7 +399,7 @@ def block_rollout(
 
 def block_relevance(
     blocks: Sequence[BlockAttention],
-    grads: Sequence[torch.Tensor],
+    grads: Grads,
     head_tokens: int,
 ) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """Chefer relevance of the readout row through windowed blocks.
@@ -400,7 +409,7 @@ def block_relevance(
 
     Args:
         blocks (Sequence[BlockAttention]): In forward order.
-        grads (Sequence[torch.Tensor]): ``∂y/∂A`` per block, in the blocks'
+        grads (Grads): ``∂y/∂A`` per block, in the blocks'
             layout.
         head_tokens (int): Leading tokens the head reads (0: pooled).
 
@@ -410,8 +419,8 @@ def block_relevance(
     """
 
     def step(i, block, v):
-        cam = (grads[i].double() * block.attn.double()).clamp(min=0)
-        cam = cam.mean(dim=2) * _valid(block)
+        cam = (dense_grad(grads[i]) * block.attn).clamp_(min=0)
+        cam = cam.mean(dim=2).double() * _valid(block)
         geom = block.geometry
         if not geom.residual:  # R <- Ā R: no identity to carry
             return apply_attention(geom, v, cam)
@@ -421,9 +430,34 @@ def block_relevance(
     return sal, space.grid
 
 
+def _kept_score(
+    block: BlockAttention, grad, head_tokens: int
+) -> Optional[torch.Tensor]:
+    """The readout row of ``mean_heads(A ⊙ ∂y/∂A)`` (``(B, space.size)``)
+    of a kept kernel without forming ``∂y/∂A`` (see
+    :class:`AttentionGrad`); ``None`` where the block does not allow it.
+
+    With a class-token readout only the first ``head_tokens`` rows are
+    read, so ``A`` and ``∂y/∂A`` of those rows suffice (``O(N d)`` instead
+    of ``O(N² d)`` per head); with a pooled readout (every patch row)
+    :meth:`BlockAttention.readout_score` pulls the row through ``Aᵀ``.
+    """
+    if not isinstance(grad, AttentionGrad):
+        return None
+    rows = grad.head_rows(head_tokens)
+    if rows is not None:
+        attn, dattn = rows
+        weighted = (attn * dattn).mean(dim=1).double()  # (B, rows, N)
+        return weighted.mean(dim=1)
+    space = block.geometry.space
+    bsz = block.kept.graph.shape[0] if block.kept is not None else 0
+    row = head_readout(space, head_tokens, bsz, block.geometry.valid.device)
+    return grad.readout_score(row)
+
+
 def block_grad_attention(
     blocks: Sequence[BlockAttention],
-    grads: Sequence[torch.Tensor],
+    grads: Grads,
     head_tokens: int,
     eps: float,
 ) -> Tuple[torch.Tensor, Tuple[int, int]]:
@@ -436,7 +470,7 @@ def block_grad_attention(
 
     Args:
         blocks (Sequence[BlockAttention]): In forward order.
-        grads (Sequence[torch.Tensor]): ``∂y/∂A`` per block.
+        grads (Grads): ``∂y/∂A`` per block.
         head_tokens (int): Leading tokens the head reads (0: pooled).
         eps (float): Relative floor of each factor.
 
@@ -450,12 +484,14 @@ def block_grad_attention(
     log_sal = None
     for block, grad in zip(blocks, grads):
         geom = block.geometry
-        weighted = (block.attn.double() * grad.double()).mean(dim=2)
-        weighted = weighted * _valid(block)
-        row = head_readout(geom.space, head_tokens, weighted.shape[0])
-        score = apply_attention(geom, row.to(weighted.device), weighted)
-        if geom.residual:  # keys on the block's own tokens
-            score = keys_to_space(geom, score, SCORE)
+        score = _kept_score(block, grad, head_tokens)
+        if score is None:
+            weighted = (block.attn * dense_grad(grad)).mean(dim=2).double()
+            weighted = weighted * _valid(block)
+            row = head_readout(geom.space, head_tokens, weighted.shape[0])
+            score = apply_attention(geom, row.to(weighted.device), weighted)
+            if geom.residual:  # keys on the block's own tokens
+                score = keys_to_space(geom, score, SCORE)
         tokens = geom.input_space
         score = regrid(
             patch_part(score, tokens),
@@ -554,15 +590,15 @@ class AttentionMethod(FullMapMethod):
     def token_scores(
         self,
         blocks: List[BlockAttention],
-        grads: Optional[List[torch.Tensor]],
+        grads: Optional[Grads],
         head_tokens: int,
     ) -> Tuple[torch.Tensor, Tuple[int, int]]:
         """Per-patch scores ``(B, P)`` and their grid.
 
         Args:
             blocks (list[BlockAttention]): Recorded blocks, forward order.
-            grads (list[torch.Tensor], optional): Their gradients, in the
-                blocks' layout.
+            grads (Sequence[torch.Tensor | AttentionGrad], optional): Their
+                gradients, in the blocks' layout (or formed when read).
             head_tokens (int): Leading tokens the head reads (0: pooled).
 
         Returns:

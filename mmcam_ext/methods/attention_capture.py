@@ -23,7 +23,7 @@ this input size, or the input size itself (``solve_grid``).
 
 import re
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -58,7 +58,9 @@ from .attention_taps import (
 
 __all__ = [
     'AttentionCapture',
+    'AttentionGrad',
     'BlockAttention',
+    'dense_grad',
     'attention_facts',
     'attention_modules',
     'GRADIENT_METHODS_HINT',
@@ -70,28 +72,52 @@ _TAPS = {'sdpa': swap_sdpa, 'dropout': tap_dropout, 'softmax': tap_softmax}
 _METHODS = 'attention_rollout, grad_attention, attention_relevance'
 
 
-@dataclass
 class BlockAttention:
     """One block's recorded attention.
 
     Args:
         name (str): The attention module's name under the backbone.
-        raw (torch.Tensor): The recorded tensor, in the autograd graph.
-        attn (torch.Tensor): ``(B, W, heads, Nq, Nk)`` view of ``raw``.
+        raw (torch.Tensor): The recorded tensor, in the autograd graph (a
+            zero-stride placeholder of the same shape for a kept kernel).
+        attn (torch.Tensor, optional): ``(B, W, heads, Nq, Nk)`` view of
+            ``raw``; ``None`` for a kept kernel: formed from ``kept`` on
+            first use.
         geometry (BlockGeometry): Where its entries live.
         local (Callable): Puts a tensor shaped like ``raw`` (its gradient)
             in the layout of ``attn``.
         kept (Recorded, optional): With a kept kernel
-            (``keep_kernel=True``), the kernel's output and ``v``: the
-            gradient is read at the output. Defaults to None (at ``raw``).
+            (``keep_kernel=True``), what the kernel was given and its
+            output: the gradient is read at the output. Defaults to None
+            (at ``raw``).
     """
 
-    name: str
-    raw: torch.Tensor
-    attn: torch.Tensor
-    geometry: BlockGeometry
-    local: Callable[[torch.Tensor], torch.Tensor]
-    kept: Optional[Recorded] = None
+    def __init__(
+        self,
+        name: str,
+        raw: torch.Tensor,
+        attn: Optional[torch.Tensor],
+        geometry: BlockGeometry,
+        local: Callable[[torch.Tensor], torch.Tensor],
+        kept: Optional[Recorded] = None,
+    ) -> None:
+        if attn is None and kept is None:
+            raise ValueError('BlockAttention needs attn or a kept kernel.')
+        self.name, self.raw, self.geometry = name, raw, geometry
+        self.local, self.kept = local, kept
+        self._attn = attn
+
+    @property
+    def attn(self) -> torch.Tensor:
+        """``(B, W, heads, Nq, Nk)`` probabilities."""
+        if self._attn is None:
+            assert self.kept is not None
+            self._attn = self.local(self.kept.attn)
+        return self._attn
+
+    @attn.setter
+    def attn(self, value: torch.Tensor) -> None:
+        """Replace the probabilities (e.g. by their detached copy)."""
+        self._attn = value
 
     @property
     def space(self) -> TokenSpace:
@@ -112,6 +138,130 @@ class BlockAttention:
         if self.kept is not None:
             grad = self.kept.attn_grad(grad)
         return self.local(grad.detach())
+
+    def head_rows(
+        self, grad: Optional[torch.Tensor], rows: int
+    ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """``A`` and ``∂y/∂A`` of the first ``rows`` query tokens alone,
+        ``(B, heads, rows, Nk)`` each, where that is cheaper than the whole
+        matrices: a kept kernel of global attention over a space whose
+        first ``rows`` tokens are extra (class) tokens. ``None`` otherwise.
+
+        Args:
+            grad (torch.Tensor, optional): The gradient at :attr:`graph`.
+            rows (int): Leading query rows.
+
+        Returns:
+            tuple | None: ``(A_rows, dA_rows)``.
+        """
+        if not self._kept_global(grad) or not (
+            0 < rows <= self.geometry.space.extra
+        ):
+            return None
+        kept = self.kept
+        assert kept is not None and grad is not None
+        return kept.attn_rows(rows), kept.attn_grad(grad.detach(), rows)
+
+    def readout_score(
+        self, grad: Optional[torch.Tensor], row: torch.Tensor
+    ) -> Optional[torch.Tensor]:
+        """``row @ mean_heads(A ⊙ ∂y/∂A)`` ``(B, Nk)`` without forming
+        ``∂y/∂A``, where the block allows it: a kept kernel of global
+        attention (one window, every token a query and a key).
+
+        With ``∂y/∂A = (∂y/∂O) vᵀ`` per head,
+        ``Σ_i r_i A_ij ∂A_ij = Σ_d v_jd [Aᵀ (r ⊙ ∂y/∂O)]_jd``: one
+        product instead of forming ``∂y/∂A`` and multiplying it entry by
+        entry.
+
+        Args:
+            grad (torch.Tensor, optional): The gradient at :attr:`graph`.
+            row (torch.Tensor): ``(B, Nq)`` readout row.
+
+        Returns:
+            torch.Tensor | None: The scores (float64), or ``None``.
+        """
+        if not self._kept_global(grad):
+            return None
+        assert self.kept is not None and grad is not None
+        attn = self.kept.attn
+        weights = row.to(attn.dtype)[:, None, :, None]
+        pulled = attn.transpose(-2, -1) @ (grad.detach() * weights)
+        value = self.kept.value.detach()
+        return (pulled * value).sum(-1).mean(1).double()
+
+    def _kept_global(self, grad: Optional[torch.Tensor]) -> bool:
+        """A kept kernel of global attention: one window, the block's
+        tokens its queries and its keys, a residual path."""
+        geom, kept = self.geometry, self.kept
+        size = geom.space.size
+        return (
+            kept is not None
+            and grad is not None
+            and geom.residual
+            and geom.key_space == geom.space
+            and tuple(geom.query_index.shape) == (1, size)
+            and tuple(geom.key_index.shape) == (1, size)
+            and tuple(kept.shape[-2:]) == (size, size)
+        )
+
+
+class AttentionGrad:
+    """``∂y/∂A`` of one block for one target column, formed when a method
+    asks: the whole tensor (:meth:`dense`), or only the first query rows
+    where the block allows it (:meth:`head_rows`).
+
+    Args:
+        block (BlockAttention): The block (of the whole captured batch).
+        grad (torch.Tensor, optional): The gradient at ``block.graph``
+            (``None``: zero).
+        index (torch.Tensor, optional): The samples explained, when not
+            the whole batch. Defaults to None.
+    """
+
+    def __init__(
+        self,
+        block: BlockAttention,
+        grad: Optional[torch.Tensor],
+        index: Optional[torch.Tensor] = None,
+    ) -> None:
+        self.block, self.grad, self.index = block, grad, index
+        self._dense: Optional[torch.Tensor] = None
+
+    def dense(self) -> torch.Tensor:
+        """``∂y/∂A`` in the block's layout (formed once)."""
+        if self._dense is None:
+            got = self.block.attn_grad(self.grad)
+            self._dense = got if self.index is None else got[self.index]
+        return self._dense
+
+    def head_rows(
+        self, rows: int
+    ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """See :meth:`BlockAttention.head_rows` (``None`` for a subset of
+        the batch, whose blocks are dense copies)."""
+        if self.index is not None:
+            return None
+        return self.block.head_rows(self.grad, rows)
+
+    def readout_score(self, row: torch.Tensor) -> Optional[torch.Tensor]:
+        """See :meth:`BlockAttention.readout_score` (``None`` for a subset
+        of the batch)."""
+        if self.index is not None:
+            return None
+        return self.block.readout_score(self.grad, row)
+
+
+def dense_grad(grad) -> torch.Tensor:
+    """``grad`` as a tensor in its block's layout.
+
+    Args:
+        grad (torch.Tensor | AttentionGrad): A gradient of a block.
+
+    Returns:
+        torch.Tensor: The dense gradient.
+    """
+    return grad.dense() if isinstance(grad, AttentionGrad) else grad
 
 
 def _supported_families() -> str:
@@ -273,8 +423,8 @@ class AttentionCapture:
             self.input_hw = (int(args[0].shape[-2]), int(args[0].shape[-1]))
 
     def _install(self, i: int, module: nn.Module, adapter: Adapter) -> None:
-        def record(raw, output=None, value=None) -> None:
-            self._on_record(i, raw, output, value)
+        def record(raw) -> None:
+            self._on_record(i, raw)
 
         fused = (
             module.get_submodule(adapter.unfuse)
@@ -296,21 +446,13 @@ class AttentionCapture:
             tap = watch_sdpa
         self._hooks.on_remove(tap(tapped, record))
 
-    def _on_record(
-        self,
-        i: int,
-        raw: torch.Tensor,
-        output: Optional[torch.Tensor] = None,
-        value: Optional[torch.Tensor] = None,
-    ) -> None:
+    def _on_record(self, i: int, raw: Union[torch.Tensor, Recorded]) -> None:
         call = self._calls[i]
         _, module, adapter = self.targets[i]
+        call.kept = raw if isinstance(raw, Recorded) else None
+        if isinstance(raw, Recorded):  # the shape is known, A is not yet
+            raw = raw.placeholder()
         call.raw, call.count = raw, call.count + 1
-        call.kept = (
-            Recorded(raw, output, value)
-            if output is not None and value is not None
-            else None
-        )
         call.local = adapter.geometry(
             module, call.args, call.kwargs or {}, raw
         )
@@ -367,8 +509,9 @@ class AttentionCapture:
                 module, call.args, call.kwargs or {}, t
             ).attn
 
+        attn = None if call.kept is not None else local.attn
         return BlockAttention(
-            name, call.raw, local.attn, geometry, to_local, call.kept
+            name, call.raw, attn, geometry, to_local, call.kept
         )
 
     def _space(

@@ -86,6 +86,65 @@ def test_in_loop_maps_equal_general_path_zoo(family):
     _same_as_general(model, x, METHODS)
 
 
+@pytest.mark.parametrize(
+    'kind, class_rows',
+    [
+        ('vit', True),
+        ('deit_distilled', True),
+        ('timm_vit', True),
+        ('timm_volo', False),  # pooled readout in its transformer blocks
+    ],
+)
+def test_grad_attention_forms_no_gradient_matrix(
+    kind, class_rows, monkeypatch
+):
+    """Whole batch, kept kernels: grad-attention never forms ``∂y/∂A``
+    (N x N per head) of a global block; with a class-token readout not even
+    ``A``, only the class token(s)' rows. Maps equal the general path's
+    (which forms both)."""
+    from mmcam_ext.methods.attention_capture import AttentionGrad
+    from mmcam_ext.methods.attention_taps import Recorded
+
+    model = _model(kind)
+    x = torch.randn(3, 3, *TIMM_SIZE.get(kind, (32, 32)))
+    engine = CAMEngine(model)
+    capture, plain, looped = _loop(engine, model, x, ['grad_attention'])
+    assert torch.equal(plain, looped)
+    assert capture.complete
+    cheap = [
+        b
+        for b in capture.blocks
+        if b.kept is not None and b._kept_global(b.kept.graph)
+    ]
+    assert cheap  # global blocks with kept kernels: the cheap path is open
+    dense, formed = [], []
+    to_dense, to_attn = AttentionGrad.dense, Recorded.attn.fget
+
+    def counted_dense(self):
+        dense.append(self.block)
+        return to_dense(self)
+
+    def counted_attn(self):
+        formed.append(self)
+        return to_attn(self)
+
+    monkeypatch.setattr(AttentionGrad, 'dense', counted_dense)
+    monkeypatch.setattr(Recorded, 'attn', property(counted_attn))
+    targets = plain.argmax(1)[:, None].numpy()
+    got = engine.explain_capture(
+        capture, ['grad_attention'], targets, [0, 1, 2], inputs=lambda: x
+    )
+    assert engine.last_path == LoopAttentionCapture.path
+    assert not any(b in dense for b in cheap)
+    if class_rows:  # A itself was never formed
+        assert not any(b.kept in formed for b in cheap)
+    monkeypatch.undo()
+    ref = engine.explain(x, ['grad_attention'], targets=targets)
+    (name,) = ref.maps
+    np.testing.assert_allclose(got.maps[name], ref.maps[name], atol=ATOL)
+    assert (np.ptp(got.maps[name].reshape(3, -1), 1) > 0.5).all()
+
+
 @pytest.mark.parametrize('kind', ['vit', 'timm_swin'])
 def test_several_methods_share_one_forward_and_backward(kind):
     """GradCAM + grad-attention + rollout: the loop's forward only, one
