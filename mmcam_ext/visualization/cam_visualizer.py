@@ -7,7 +7,8 @@ raw ``data_batch['inputs']`` and ``mmcv.imread`` give BGR, so convert them with
 :func:`to_rgb` first.
 """
 
-from typing import Dict, List, Optional, Sequence
+import functools
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import matplotlib
@@ -28,8 +29,9 @@ MIN_PANEL_SIDE = 224
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _colorize(values: np.ndarray, colormap: str) -> np.ndarray:
-    """Map values in ``[0, 1]`` to ``HxWx3`` float RGB in ``[0, 1]``."""
+@functools.lru_cache(maxsize=16)
+def _colormap_lut(colormap: str) -> Tuple[np.ndarray, int]:
+    """The colormap's table of RGB rows in ``[0, 1]`` and its size."""
     try:
         cmap = matplotlib.colormaps[colormap]
     except KeyError:
@@ -37,7 +39,22 @@ def _colorize(values: np.ndarray, colormap: str) -> np.ndarray:
             f'Unknown colormap {colormap!r}; use a matplotlib '
             "name such as 'jet', 'viridis' or 'RdBu_r'."
         ) from None
-    return cmap(np.clip(values, 0.0, 1.0))[..., :3]
+    lut = cmap(np.arange(cmap.N))[:, :3]
+    lut.setflags(write=False)
+    return lut, cmap.N
+
+
+def _colorize(values: np.ndarray, colormap: str) -> np.ndarray:
+    """Map values in ``[0, 1]`` to ``HxWx3`` float RGB in ``[0, 1]``.
+
+    The same colours as calling the matplotlib colormap on the clipped
+    values (``floor(x * N)``, 1.0 in the last entry), read from its table
+    directly: a few times faster than the colormap's own call.
+    """
+    lut, size = _colormap_lut(colormap)
+    index = (np.clip(values, 0.0, 1.0) * size).astype(np.intp)
+    np.minimum(index, size - 1, out=index)
+    return lut[index]
 
 
 def _fit_text(text: str, width: int, scale: float) -> str:

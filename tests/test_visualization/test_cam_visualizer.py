@@ -129,3 +129,18 @@ def test_to_rgb_flips_bgr_and_chw():
     np.testing.assert_array_equal(rgb[0, 0], [0, 0, 200])
     with pytest.raises(ValueError, match='channel_order'):
         to_rgb(rgb, 'hsv')
+
+
+@pytest.mark.parametrize('colormap', ['jet', 'RdBu_r', 'viridis'])
+def test_colours_read_from_the_table_equal_matplotlibs(colormap):
+    """The overlay reads the colormap's table directly (fast); its colours
+    equal the colormap's own call on the clipped values, bit for bit."""
+    import matplotlib
+
+    from mmcam_ext.visualization.cam_visualizer import _colorize
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(-0.2, 1.2, (37, 23)).astype(np.float32)
+    values[0, :4] = [0.0, 1.0, 0.5, np.nextafter(np.float32(1), 0)]
+    want = matplotlib.colormaps[colormap](np.clip(values, 0.0, 1.0))[..., :3]
+    np.testing.assert_array_equal(_colorize(values, colormap), want)
