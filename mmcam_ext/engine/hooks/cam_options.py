@@ -6,7 +6,7 @@ and building a frozen dataclass from the dict rejects misspelt keys with the
 list of valid ones instead of silently ignoring them.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import (
     Any,
     ClassVar,
@@ -87,6 +87,12 @@ class SampleSelection:
     classes: Optional[Sequence[Union[int, str]]] = None
     max_per_eval: Optional[int] = 32
 
+    @property
+    def bounded(self) -> bool:
+        """Whether the selection has a size bound (``mode`` other than
+        ``'all'``, or ``max_per_eval`` set)."""
+        return self.mode != 'all' or self.max_per_eval is not None
+
     def __post_init__(self) -> None:
         _check_choice('samples.mode', self.mode, SELECTION_MODES)
         if self.mode == 'indices' and not self.indices:
@@ -129,10 +135,15 @@ class DumpOptions:
         signed (bool): Show the signed map (before ReLU) with a diverging
             colormap (raw maps are then stored as float32: signed values
             can be too small for float16). Defaults to False.
-        save_images (bool): Per-sample PNGs (the input and one overlay per
-            target and method). Off, an evaluation writes O(methods)
+        save_images (bool | str): Per-sample PNGs (the input and one
+            overlay per target and method). ``'auto'``: on for a bounded
+            selection, off when the hook explains every sample
+            (``samples.mode='all'`` with ``max_per_eval=None``), where PNGs per
+            sample would cost about a quarter of a small model's test time
+            (see the README); the gallery still shows every sample from
+            the thumbnail sheets. Off, an evaluation writes O(methods)
             files: the index, the map store, thumbnail sheets, gallery and
-            report. Defaults to True.
+            report. Defaults to ``'auto'``.
         raw_dtype (str): ``'float16'`` (half the size, about 3 decimals on
             ``[0, 1]`` maps) or ``'float32'``. Defaults to ``'float16'``.
         raw_downsample (int): Store raw maps this many times smaller.
@@ -163,7 +174,7 @@ class DumpOptions:
     alpha: float = 0.5
     colormap: str = 'jet'
     signed: bool = False
-    save_images: bool = True
+    save_images: Union[bool, str] = 'auto'
     raw_dtype: str = 'float16'
     raw_downsample: int = 1
     thumbnails: bool = True
@@ -175,6 +186,13 @@ class DumpOptions:
 
     def __post_init__(self) -> None:
         _check_choice('output.index_format', self.index_format, INDEX_FORMATS)
+        if not isinstance(self.save_images, bool) and (
+            self.save_images != 'auto'
+        ):
+            raise ValueError(
+                "output.save_images must be True, False or 'auto', got "
+                f'{self.save_images!r}.'
+            )
         try:
             self.writer_options()
         except ValueError as err:
@@ -186,10 +204,24 @@ class DumpOptions:
         if self.backend_samples is not None:
             _check_count('output.backend_samples', self.backend_samples, 0)
 
+    def for_selection(self, bounded: bool) -> 'DumpOptions':
+        """These options with ``save_images='auto'`` decided.
+
+        Args:
+            bounded (bool): Whether the selection is bounded
+                (:attr:`SampleSelection.bounded`).
+
+        Returns:
+            DumpOptions: ``save_images`` a bool.
+        """
+        if isinstance(self.save_images, bool):
+            return self
+        return replace(self, save_images=bounded)
+
     def writer_options(self, suffix: str = '') -> WriterOptions:
         """The writer's options (checked there, for hook and tool)."""
         return WriterOptions(
-            save_images=self.save_images,
+            save_images=self.save_images is not False,
             save_raw=self.save_raw,
             raw_dtype=self.raw_dtype,
             raw_downsample=self.raw_downsample,

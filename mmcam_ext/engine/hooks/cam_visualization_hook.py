@@ -273,12 +273,23 @@ class CAMVisualizationHook(Hook):
         self._selection = EvalSelection.build(
             self.selection, loop.dataloader, rank, world
         )
+        output = self.output.for_selection(self.selection.bounded)
+        if output.save_images is not self.output.save_images and not (
+            output.save_images
+        ):
+            print_log(
+                f'[mmcam_ext] {phase}: every sample is explained, so '
+                "per-sample PNGs are off (output.save_images='auto'); the "
+                'gallery shows every sample from its thumbnail sheets. Set '
+                'output.save_images=True to write them.',
+                logger='current',
+            )
         self._dump = EvalDump(
             phase,
             step,
             Path(runner.work_dir, self.output.out_dir, label),
             classes,
-            self.output,
+            output,
             self._overlay,
             self.selection.max_per_eval,
             self._grid_job(runner, classes),

@@ -67,6 +67,30 @@ def test_val_dump_matches_dataset(tmp_path):
     assert (folder / 'false_positives.csv').is_file()
 
 
+@pytest.mark.parametrize('save_images', ['auto', True])
+def test_every_sample_gets_pngs_only_when_asked(tmp_path, save_images):
+    """``save_images='auto'`` (the default): a hook that explains every
+    sample writes no per-sample PNG, the thumbnails and the index still
+    cover every sample; ``True`` writes them for every sample."""
+    output = None if save_images == 'auto' else dict(save_images=True)
+    hook = dict(
+        HOOK, samples=dict(mode='all', max_per_eval=None), output=output
+    )
+    runner, _ = _run_val(tmp_path, hook)
+    (folder,) = _dump_dirs(runner)
+    rows = read_index(folder)
+    dataset = runner.val_dataloader.dataset
+    assert len({r['dataset_index'] for r in rows}) == len(dataset)
+    inputs = list(folder.glob('*_input.png'))
+    assert all(r['input_thumb'] for r in rows)
+    if save_images is True:
+        assert len(inputs) == len(dataset)
+        assert all((folder / r['file']).is_file() for r in rows)
+    else:
+        assert inputs == [] and not any(r.get('file') for r in rows)
+        assert list(folder.glob('*.png')) == []
+
+
 def test_stored_maps_equal_the_engines(tmp_path):
     """The hook's maps (fast path, from the loop's own forward) read back
     equal to the engine's general path on the same preprocessed batch."""

@@ -126,6 +126,7 @@ def test_strict_mode_reraises(tmp_path, failing_method):
         (dict(output=dict(raw_dtype='int8')), 'raw_dtype'),
         (dict(output=dict(raw_downsample=0)), 'raw_downsample'),
         (dict(output=dict(backend_samples=-1)), 'backend_samples'),
+        (dict(output=dict(save_images='yes')), 'save_images must be'),
     ],
 )
 def test_bad_options_fail_when_the_hook_is_built(bad, match):
