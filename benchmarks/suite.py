@@ -656,6 +656,19 @@ def _testset(s: Settings, report: Report) -> None:
                 f'<= {DESCRIPTOR_TARGET:.0%}',
                 _ok(share.median, DESCRIPTOR_TARGET),
             )
+        if 'attention_rollout' in r['ratio']:
+            recompute = r['recompute_s']
+            report.add(
+                'rollout: bound from the probabilities',
+                f'{where}, attention_rollout',
+                1 + recompute.median / r['without'].median,
+                f'1 + {recompute.text(2)} s / test without: forming every '
+                "block's A = softmax(q kT) beside the model's own kernel, "
+                "which never materialises it (kept so the loop's logits "
+                'stay bit-identical); rollout cannot cost less than this',
+                f'<= {TESTSET_TARGETS.get("attention_rollout")}',
+                None,
+            )
         bound = 1 + r['floor_s'].median / r['without'].median
         for name, spread in r['floor'].items():
             report.add(

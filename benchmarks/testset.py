@@ -16,8 +16,9 @@ the predicted scores to it (through every block). The floor ratio is the
 hook's extra time (with - without) divided by that backward's time.
 
 With ``profile`` the GradCAM rows also time the hook with parts of the
-default output switched off (per-sample PNGs, gallery and thumbnails,
-report), so the row says where the extra time goes.
+default output switched off (gallery and thumbnails, report) or on
+(per-sample PNGs, off by default for every sample), so the rows say where
+the extra time goes.
 """
 
 import os.path as osp
@@ -44,7 +45,9 @@ GRADIENT = ('grad_attention', 'attention_relevance')
 
 #: Output parts switched off one at a time for the profile (hook options).
 PROFILE = {
-    'no PNGs': dict(save_images=False),
+    # Per-sample PNGs are off by default when every sample is explained
+    # (save_images='auto'); this row is their cost when asked for.
+    'with PNGs': dict(save_images=True),
     'no gallery/thumbs': dict(gallery=False, thumbnails=False),
     'no report': dict(report=False),
     # The descriptors' cost: the raw store with and without them.
@@ -191,6 +194,36 @@ def _floor_fn(runner) -> Callable[[], float]:
     return run
 
 
+def _recompute_fn(runner) -> Callable[[], float]:
+    """Seconds spent forming every block's attention probabilities over the
+    test set, beside the model's own (kept) kernels: what rollout cannot
+    avoid while the loop's outputs stay bit-identical."""
+    from mmcam_ext.methods.attention_capture import AttentionCapture
+    from mmcam_ext.utils.capture import eval_mode
+    from mmcam_ext.utils.model import classifier_logits
+
+    model = runner.model
+    batches = [
+        model.data_preprocessor(b, False)['inputs']
+        for b in runner.test_dataloader
+    ]
+
+    def run() -> float:
+        spent = 0.0
+        with eval_mode(model), torch.no_grad():
+            for x in batches:
+                with AttentionCapture(model, keep_kernel=True) as cap:
+                    classifier_logits(model, x)
+                    blocks = cap.collected()
+                start = time.perf_counter()
+                formed = [block.attn for block in blocks]
+                spent += time.perf_counter() - start
+                del formed
+        return spent
+
+    return run
+
+
 def _rounds(
     fns: Dict[str, Callable[[], Optional[float]]], repeats: int, warmup: int
 ) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
@@ -231,7 +264,8 @@ def every_sample_rows(
         dict: ``without`` (:class:`Spread` of seconds), ``ratio``,
         ``cpu_ratio`` (the same in process CPU time, steadier on a shared
         machine), ``extra`` (seconds with - without) and ``floor`` (method
-        -> :class:`Spread`), ``floor_s``,
+        -> :class:`Spread`), ``floor_s``, ``recompute_s`` (seconds forming
+        the probabilities beside the kept kernels: rollout's bound),
         ``samples``, ``paths`` (method -> the path the engine logged),
         ``descriptors`` (with ``profile``: a :class:`Spread` of the
         descriptors' share of the hook run with the raw store, else None).
@@ -264,6 +298,7 @@ def every_sample_rows(
         fns.update({name: r.test for name, r in runners.items()})
         if case.floor:
             fns['floor'] = _floor_fn(without)
+            fns['recompute'] = _recompute_fn(without)
         times, cpu = _rounds(fns, repeats, warmup=1)
         paths = {name: _path(r) for name, r in runners.items()}
         samples = len(without.test_dataloader.dataset)
@@ -305,6 +340,7 @@ def every_sample_rows(
         cpu_ratio=cpu_ratio,
         floor=floor,
         floor_s=Spread(times.get('floor', [float('nan')])),
+        recompute_s=Spread(times.get('recompute', [float('nan')])),
         samples=samples,
         paths=paths,
         descriptors=descriptors,

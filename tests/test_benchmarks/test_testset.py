@@ -26,6 +26,7 @@ def test_attention_rows_take_the_in_loop_path(tmp_path):
         assert r['ratio'][name].median > 0
         assert r['cpu_ratio'][name].median > 0
     assert r['floor_s'].median > 0
+    assert r['recompute_s'].median > 0  # DeiT's kernels are kept
 
 
 def test_gradcam_profile_variants(tmp_path):
@@ -39,7 +40,7 @@ def test_gradcam_profile_variants(tmp_path):
     r = every_sample_rows(case, 3, 3, 1, str(tmp_path), profile=True)
     assert set(r['ratio']) == {
         'GradCAM',
-        'GradCAM, no PNGs',
+        'GradCAM, with PNGs',
         'GradCAM, no gallery/thumbs',
         'GradCAM, no report',
         'GradCAM, raw store',
