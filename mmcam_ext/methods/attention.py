@@ -354,6 +354,22 @@ def _propagate(
     return patch_part(v, space), space
 
 
+def _global_mean_step(attn: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``v @ rownorm(mean_heads(A) + I)`` for one global window
+    ``attn`` ``(B, 1, heads, N, N)``, without forming the fused matrix:
+    one batched product over the heads in the recorded precision (as the
+    dense :func:`rollout`), ``v`` and the row sums in float64."""
+    attn = attn[:, 0]
+    bsz, heads, n, _ = attn.shape
+    rows = attn.sum(-1).mean(1).double()
+    w = v / (rows + 1.0)
+    per_head = (w / heads).to(attn.dtype)[:, None, :].expand(bsz, heads, n)
+    pulled = torch.bmm(
+        per_head.reshape(bsz, 1, heads * n), attn.reshape(bsz, heads * n, n)
+    )
+    return pulled[:, 0].double() + w
+
+
 def block_rollout(
     blocks: Sequence[BlockAttention],
     head_tokens: int,
@@ -380,7 +396,11 @@ def block_rollout(
         that grid.
     """
 
+    plain = head_fusion == 'mean' and discard_ratio == 0
+
     def step(i, block, v):
+        if plain and block.geometry.is_global:
+            return _global_mean_step(block.attn, v)
         geom, valid = block.geometry, _valid(block)
         # Heads fused in the recorded precision (a mean of a few values),
         # the propagation in float64.
@@ -395,6 +415,30 @@ def block_rollout(
 
     sal, space = _propagate(blocks, head_tokens, step)
     return sal, space.grid
+
+
+def _global_relevance_pull(
+    block: BlockAttention, grad, v: torch.Tensor, head_tokens: int
+) -> torch.Tensor:
+    """``v @ mean_heads(clamp(∂y/∂A ⊙ A, min=0))`` of one global window.
+
+    Where ``v`` is the readout row of the class token(s) (the last block of
+    a class-token model) and the gradient allows it, only those rows of
+    ``A`` and ``∂y/∂A`` are formed (:meth:`AttentionGrad.head_rows`).
+    """
+    t = head_tokens
+    if isinstance(grad, AttentionGrad) and 0 < t and not v[:, t:].any():
+        rows = grad.head_rows(t)
+        if rows is not None:
+            attn, dattn = rows
+            cam = (attn * dattn).clamp_(min=0).mean(dim=1).double()
+            return torch.bmm(v[:, None, :t], cam)[:, 0]
+    if isinstance(grad, AttentionGrad):
+        cam = grad.times(block.attn)
+    else:
+        cam = grad * block.attn
+    cam = cam.clamp_(min=0).mean(dim=2)[:, 0].double()
+    return torch.bmm(v[:, None], cam)[:, 0]
 
 
 def block_relevance(
@@ -419,6 +463,8 @@ def block_relevance(
     """
 
     def step(i, block, v):
+        if block.geometry.is_global:
+            return v + _global_relevance_pull(block, grads[i], v, head_tokens)
         cam = (dense_grad(grads[i]) * block.attn).clamp_(min=0)
         cam = cam.mean(dim=2).double() * _valid(block)
         geom = block.geometry

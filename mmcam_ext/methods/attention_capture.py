@@ -198,10 +198,7 @@ class BlockAttention:
         return (
             kept is not None
             and grad is not None
-            and geom.residual
-            and geom.key_space == geom.space
-            and tuple(geom.query_index.shape) == (1, size)
-            and tuple(geom.key_index.shape) == (1, size)
+            and geom.is_global
             and tuple(kept.shape[-2:]) == (size, size)
         )
 
@@ -234,6 +231,25 @@ class AttentionGrad:
             got = self.block.attn_grad(self.grad)
             self._dense = got if self.index is None else got[self.index]
         return self._dense
+
+    def times(self, attn: torch.Tensor) -> torch.Tensor:
+        """``∂y/∂A ⊙ attn`` as a new tensor (the caller may overwrite it);
+        for a kept kernel without a formed :meth:`dense`, in place of the
+        freshly formed ``∂y/∂A`` (elsewhere ``∂y/∂A`` is a view of the
+        recorded gradient, which must stay as it is).
+
+        Args:
+            attn (torch.Tensor): In the block's layout.
+
+        Returns:
+            torch.Tensor: The product.
+        """
+        if self._dense is not None or self.block.kept is None:
+            return self.dense() * attn
+        got = self.block.attn_grad(self.grad)
+        if self.index is not None:
+            got = got[self.index]
+        return got.mul_(attn)
 
     def head_rows(
         self, rows: int

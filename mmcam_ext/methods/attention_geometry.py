@@ -27,7 +27,7 @@ fine token takes the score of the coarse token that contains it.
 """
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Optional, Tuple
 
 import torch
@@ -112,6 +112,25 @@ class BlockGeometry:
         """The tokens the block reads: ``space``, or its keys without a
         residual path."""
         return self.space if self.residual else self.key_space
+
+    @cached_property
+    def is_global(self) -> bool:
+        """One window in which every token of ``space`` queries every
+        token, keys on the same tokens, with a residual path: the recorded
+        matrix is the block's matrix as it is (no gather or scatter)."""
+        size = self.space.size
+        if not (
+            self.residual
+            and self.key_space == self.space
+            and tuple(self.query_index.shape) == (1, size)
+            and tuple(self.key_index.shape) == (1, size)
+        ):
+            return False
+        order = torch.arange(size, device=self.query_index.device)
+        return bool(
+            torch.equal(self.query_index[0], order)
+            and torch.equal(self.key_index[0], order)
+        )
 
     @property
     def valid(self) -> torch.Tensor:

@@ -69,11 +69,17 @@ def _same_as_general(model, x, methods, rows=(2, 0)):
     return got
 
 
+@pytest.mark.parametrize('rows', [(2, 0), (0, 1, 2)], ids=['some', 'all'])
 @pytest.mark.parametrize('kind', [*TINY, *TIMM])
-def test_in_loop_maps_equal_general_path(kind):
+def test_in_loop_maps_equal_general_path(kind, rows):
+    """A subset of the batch (dense copies) and the whole batch (the
+    blocks as captured: probabilities and gradients formed when read, the
+    cheaper products where the block allows them), every method in one
+    call (in both orders: a method must not change what the next reads)."""
     model = _model(kind)
     x = torch.randn(3, 3, *TIMM_SIZE.get(kind, (32, 32)))
-    _same_as_general(model, x, METHODS)
+    methods = METHODS if len(rows) == 2 else METHODS[::-1]
+    _same_as_general(model, x, methods, rows)
 
 
 @pytest.mark.slow
