@@ -660,11 +660,13 @@ def _testset(s: Settings, report: Report) -> None:
             )
         if 'attention_rollout' in r['ratio']:
             recompute = r['recompute_s']
+            floor = 1 + recompute.median / r['without'].median
             report.add(
                 'rollout: bound from the probabilities',
                 f'{where}, attention_rollout',
-                1 + recompute.median / r['without'].median,
-                f'1 + {recompute.text(2)} s / test without: forming every '
+                floor,
+                f'{floor:.2f} = 1 + {recompute.text(2)} s / test without '
+                f'{r["without"].text(1)} s: forming every '
                 "block's A = softmax(q kT) beside the model's own kernel, "
                 "which never materialises it (kept so the loop's logits "
                 'stay bit-identical); rollout cannot cost less than this',
