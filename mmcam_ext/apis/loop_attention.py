@@ -231,11 +231,9 @@ class LoopAttentionCapture(LoopGradCapture):
                     'attention map, so every map would be blank. Is the head '
                     'zero-initialised? Load trained weights.'
                 )
-            whole = len(rows) == self.logits.shape[0] and list(rows) == list(
-                range(len(rows))
-            )
+            subset = _subset(rows, self.logits)
             self._attn_grads[k] = [
-                AttentionGrad(b, g, None if whole else index)
+                AttentionGrad(b, g, subset)
                 for b, g in zip(self.blocks, at_graph)
             ]
         return list(got[: len(outputs)])
@@ -258,6 +256,17 @@ class LoopAttentionCapture(LoopGradCapture):
         if k not in self._attn_grads:
             self.grads(rows, targets, k, last=k + 1 == targets.shape[1])
         return self._attn_grads[k]
+
+
+def _subset(
+    rows: Sequence[int], logits: torch.Tensor
+) -> Optional[torch.Tensor]:
+    """``rows`` as an index into the captured batch, or ``None`` when they
+    are the whole batch in order (the captured tensors serve as they are).
+    """
+    if list(rows) == list(range(logits.shape[0])):
+        return None
+    return torch.as_tensor(list(rows), device=logits.device)
 
 
 def _detached(
@@ -299,10 +308,8 @@ class LoopAttentionSource(LoopSource):
         super().__init__(capture, rows)
         self._attention = capture
         assert capture.blocks is not None and capture.logits is not None
-        index = None
-        if list(rows) != list(range(capture.logits.shape[0])):
-            index = torch.as_tensor(list(rows), device=capture.logits.device)
-        self.blocks = [_detached(b, index) for b in capture.blocks]
+        subset = _subset(rows, capture.logits)
+        self.blocks = [_detached(b, subset) for b in capture.blocks]
         self.head_tokens = capture.attention.head_tokens
         self.last_acts: Optional[torch.Tensor] = None
         if capture.last_output is not None:

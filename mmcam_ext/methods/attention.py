@@ -495,9 +495,10 @@ def _kept_score(
         attn, dattn = rows
         weighted = (attn * dattn).mean(dim=1).double()  # (B, rows, N)
         return weighted.mean(dim=1)
-    space = block.geometry.space
-    bsz = block.kept.graph.shape[0] if block.kept is not None else 0
-    row = head_readout(space, head_tokens, bsz, block.geometry.valid.device)
+    if grad.grad is None:
+        return None
+    at = grad.grad
+    row = head_readout(block.space, head_tokens, at.shape[0], at.device)
     return grad.readout_score(row)
 
 
