@@ -669,9 +669,8 @@ def _testset(s: Settings, report: Report) -> None:
                 f'{r["without"].text(1)} s: forming every '
                 "block's A = softmax(q kT) beside the model's own kernel, "
                 "which never materialises it (kept so the loop's logits "
-                'stay bit-identical); rollout cannot cost less than this',
-                f'<= {TESTSET_TARGETS.get("attention_rollout")}',
-                None,
+                'stay bit-identical); rollout cannot cost less than this '
+                f'(its target: <= {TESTSET_TARGETS["attention_rollout"]})',
             )
         bound = 1 + r['floor_s'].median / r['without'].median
         for name, spread in r['floor'].items():
